@@ -1,0 +1,140 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * What both lessons share on the BPF side: the event record, the ring buffer,
+ * the filters set from the command line, and following a command's children.
+ * Each lesson's .bpf.c includes this and only adds its two probes.
+ */
+#ifndef __UNLINK_BPF_H
+#define __UNLINK_BPF_H
+
+#include "unlink_event.h"
+
+/* One record per finished unlink, read by user space (unlink-common's events.rs). */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 256 * 1024); /* user space may resize it before load */
+} events SEC(".maps");
+
+/* Processes whose unlinks we report when filter_by_tgid is set: --pid, or `-- COMMAND` and its children. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 8192);
+	__type(key, __u32);
+	__type(value, __u8);
+} traced_tgids SEC(".maps");
+
+/* Set by user space before load; the verifier prunes the branches they turn off. */
+const volatile bool filter_by_tgid = false;
+const volatile char filter_comm[TASK_COMM_LEN] = {};
+const volatile bool use_printk = false;
+
+/* Records the ring buffer had no room for: counted here so user space can report them. */
+__u64 lost_events = 0;
+
+static __always_inline bool unlink_wanted(void)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+
+	if (filter_by_tgid && !bpf_map_lookup_elem(&traced_tgids, &tgid))
+		return false;
+	if (filter_comm[0]) {
+		char comm[TASK_COMM_LEN];
+
+		bpf_get_current_comm(comm, sizeof(comm));
+#pragma unroll
+		for (int i = 0; i < TASK_COMM_LEN; i++) {
+			if (comm[i] != filter_comm[i])
+				return false;
+			if (!comm[i])
+				break;
+		}
+	}
+	return true;
+}
+
+/* Fill in who is unlinking what; the caller adds ret and latency at exit. */
+static __always_inline void unlink_event_begin(struct unlink_event *e, const char *name)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	long copied;
+
+	/* Ring buffer memory arrives uninitialised: set every field. */
+	e->start_ns = bpf_ktime_get_ns();
+	e->latency_ns = 0;
+	e->ret = 0;
+	e->name_len = 0;
+	e->flags = 0;
+	e->_pad = 0;
+	e->pid = pid_tgid >> 32;
+	e->tid = (__u32)pid_tgid;
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+
+	copied = bpf_probe_read_kernel_str(e->name, sizeof(e->name), name);
+	if (copied <= 0) {
+		e->flags |= UNLINK_NAME_UNREADABLE;
+		return;
+	}
+	e->name_len = copied - 1;
+	if (copied == sizeof(e->name)) {
+		char next = 0;
+
+		/* The buffer is full: the name was cut unless its last byte was the end. */
+		bpf_probe_read_kernel(&next, 1, name + sizeof(e->name) - 1);
+		if (next)
+			e->flags |= UNLINK_NAME_TRUNCATED;
+	}
+}
+
+/* A full ring buffer is counted, never silent: both ways of sending go through here. */
+static __always_inline void count_lost(void)
+{
+	__sync_fetch_and_add(&lost_events, 1);
+}
+
+/* Copy a finished record (kept elsewhere, e.g. in a map) into the ring buffer. */
+static __always_inline void unlink_event_submit(const struct unlink_event *e)
+{
+	if (bpf_ringbuf_output(&events, (void *)e, sizeof(*e), 0))
+		count_lost();
+}
+
+/* Or reserve a record in the ring buffer, fill it in place, then bpf_ringbuf_submit() it. */
+static __always_inline struct unlink_event *unlink_event_reserve(void)
+{
+	struct unlink_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+
+	if (!e)
+		count_lost();
+	return e;
+}
+
+/*
+ * `-- COMMAND`: user space puts the command's pid in traced_tgids before it
+ * runs; these two keep the set equal to that process and its descendants.
+ * They are only loaded when following (see unlink-common's filters).
+ */
+SEC("raw_tp/sched_process_fork")
+int BPF_PROG(follow_fork, struct task_struct *parent, struct task_struct *child)
+{
+	__u32 parent_tgid = BPF_CORE_READ(parent, tgid);
+	__u32 child_tgid = BPF_CORE_READ(child, tgid);
+	__u8 yes = 1;
+
+	if (bpf_map_lookup_elem(&traced_tgids, &parent_tgid))
+		bpf_map_update_elem(&traced_tgids, &child_tgid, &yes, BPF_ANY);
+	return 0;
+}
+
+SEC("raw_tp/sched_process_exit")
+int BPF_PROG(forget_exit, struct task_struct *task)
+{
+	__u32 pid = BPF_CORE_READ(task, pid);
+	__u32 tgid = BPF_CORE_READ(task, tgid);
+
+	/* Threads exit too; only the group leader leaving ends the process. */
+	if (pid == tgid)
+		bpf_map_delete_elem(&traced_tgids, &tgid);
+	return 0;
+}
+
+#endif /* __UNLINK_BPF_H */

@@ -1,0 +1,132 @@
+//! The flags every lesson shares, and how errors leave `main`.
+
+use std::ffi::OsString;
+use std::process::ExitCode;
+
+use clap::{Args, ValueEnum};
+use colored::Colorize;
+
+#[derive(Debug, Clone, Args)]
+pub struct LessonArgs {
+    /// Only show unlinks by this process id
+    #[arg(long, value_name = "PID", conflicts_with = "command")]
+    pub pid: Option<u32>,
+
+    /// Only show unlinks by processes with this name (as in /proc/PID/comm, at most 15 bytes)
+    #[arg(long, value_name = "NAME", value_parser = parse_comm)]
+    pub comm: Option<String>,
+
+    /// Exit after this many unlinks
+    #[arg(long, value_name = "N")]
+    pub count: Option<u64>,
+
+    /// Exit after this many seconds
+    #[arg(long, value_name = "SECS")]
+    pub duration: Option<f64>,
+
+    /// Attach to this kernel function instead of do_unlinkat / filename_unlinkat
+    #[arg(long, value_name = "NAME")]
+    pub function: Option<String>,
+
+    /// Print bpf_printk messages from trace_pipe, as the tutorial chapter does
+    #[arg(long, conflicts_with = "json")]
+    pub printk: bool,
+
+    /// Print one JSON object per line (schema in the README)
+    #[arg(long)]
+    pub json: bool,
+
+    /// When to use colors
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
+    pub color: ColorChoice,
+
+    /// Show libbpf's log
+    #[arg(short, long)]
+    pub verbose: bool,
+
+    /// Ring buffer size in KiB (a power of two)
+    #[arg(long, value_name = "KIB", default_value_t = 256, value_parser = parse_ring_buffer_kib)]
+    pub ring_buffer_kib: u32,
+
+    /// Run COMMAND and show only its unlinks (and its children's); exit with its status
+    #[arg(last = true, value_name = "COMMAND")]
+    pub command: Vec<OsString>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    /// Color when printing to a terminal and NO_COLOR is unset
+    Auto,
+    Always,
+    Never,
+}
+
+impl ColorChoice {
+    pub fn apply(self) {
+        let enabled = match self {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => {
+                std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                    && std::io::IsTerminal::is_terminal(&std::io::stderr())
+            }
+        };
+        colored::control::set_override(enabled);
+    }
+}
+
+fn parse_comm(name: &str) -> Result<String, String> {
+    match name.len() {
+        0 => Err("the name is empty".into()),
+        1..=15 => Ok(name.to_string()),
+        _ => Err("the kernel keeps only 15 bytes of a process name (TASK_COMM_LEN)".into()),
+    }
+}
+
+fn parse_ring_buffer_kib(value: &str) -> Result<u32, String> {
+    let kib: u32 = value.parse().map_err(|e| format!("{e}"))?;
+    if kib >= 4 && kib.is_power_of_two() && kib <= 1 << 20 {
+        Ok(kib)
+    } else {
+        Err("must be a power of two between 4 and 1048576 (a multiple of the page size)".into())
+    }
+}
+
+/// Run a lesson body; print its error as one line (`error: ...: cause`) and exit 1.
+pub fn run(body: impl FnOnce() -> anyhow::Result<ExitCode>) -> ExitCode {
+    match body() {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("{} {err:#}", "error:".red().bold());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        lesson: LessonArgs,
+    }
+
+    #[test]
+    fn command_after_double_dash() {
+        let cli = Cli::try_parse_from(["lesson", "--count", "3", "--", "sh", "-c", "rm a"]).unwrap();
+        assert_eq!(cli.lesson.count, Some(3));
+        assert_eq!(cli.lesson.command, ["sh", "-c", "rm a"]);
+    }
+
+    #[test]
+    fn rejects_bad_values() {
+        assert!(Cli::try_parse_from(["lesson", "--comm", "a-very-long-process-name"]).is_err());
+        assert!(Cli::try_parse_from(["lesson", "--ring-buffer-kib", "100"]).is_err());
+        assert!(Cli::try_parse_from(["lesson", "--printk", "--json"]).is_err());
+        assert!(Cli::try_parse_from(["lesson", "--pid", "1", "--", "true"]).is_err());
+        assert_eq!(Cli::try_parse_from(["lesson", "--ring-buffer-kib", "4"]).unwrap().lesson.ring_buffer_kib, 4);
+    }
+}
