@@ -319,7 +319,7 @@ mod tests {
     #[test]
     fn formats_times_and_latencies() {
         assert_eq!(format_rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00.000000Z");
-        let t = UNIX_EPOCH + Duration::from_micros(1_795_478_400_123_456);
+        let t = UNIX_EPOCH + Duration::from_micros(1_795_305_600_123_456);
         assert_eq!(format_rfc3339(t), "2026-11-22T00:00:00.123456Z");
         let leap = UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
         assert_eq!(format_rfc3339(leap), "2000-02-29T00:00:00.000000Z");

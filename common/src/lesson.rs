@@ -14,7 +14,7 @@ use colored::Colorize;
 use libbpf_rs::{Link, MapCore, MapFlags, MapMut, PrintLevel, ProgramMut, RingBufferBuilder};
 
 use crate::cli::LessonArgs;
-use crate::command::{exit_code, GatedChild};
+use crate::command::{exit_code, Command};
 use crate::events::{self, Clock, Event, JsonLine};
 use crate::failures::{self, Facts, Observed, Probe, Stage};
 use crate::printk::{self, TracePipe};
@@ -103,10 +103,13 @@ impl Lesson {
         self.announce();
         let mut child = match self.follows_command() {
             true => {
-                let mut child = GatedChild::spawn(&self.args.command)?;
-                trace_pid(traced_tgids, child.pid())?;
-                child.release();
-                Some(child)
+                // Trace ourselves for the instant of the fork: follow_fork then adds the
+                // child in the kernel before it runs, so not even its first unlink is missed.
+                let lesson_pid = std::process::id();
+                trace_pid(traced_tgids, lesson_pid)?;
+                let child = Command::spawn(&self.args.command);
+                untrace_pid(traced_tgids, lesson_pid)?;
+                Some(child?)
             }
             false => None,
         };
@@ -244,13 +247,17 @@ fn trace_pid(traced_tgids: &MapMut<'_>, pid: u32) -> Result<()> {
         .with_context(|| format!("adding pid {pid} to the traced processes"))
 }
 
+fn untrace_pid(traced_tgids: &MapMut<'_>, pid: u32) -> Result<()> {
+    traced_tgids.delete(&pid.to_ne_bytes()).with_context(|| format!("removing pid {pid} from the traced processes"))
+}
+
 /// The BPF side bumps this counter in shared memory at any time.
 fn read_lost(counter: &u64) -> u64 {
     // SAFETY: a valid, aligned u64 in the mmapped .bss; volatile because the kernel writes it.
     unsafe { std::ptr::read_volatile(counter) }
 }
 
-impl GatedChild {
+impl Command {
     /// `--count`/`--duration` ended the watch: the command still gets to finish.
     fn terminate_after_watch(&mut self) -> Result<std::process::ExitStatus> {
         loop {
