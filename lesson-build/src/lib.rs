@@ -11,33 +11,32 @@ pub fn build_skeleton(name: &str) {
     let shared_headers = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../common/bpf");
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("set by cargo")).join(format!("{name}.skel.rs"));
 
-    require_clang();
+    if !clang_found() {
+        return fail("clang not found: the BPF programs are compiled with clang; install it with `sudo apt-get install clang` (or run `cargo xtask deps`)");
+    }
     let result = libbpf_cargo::SkeletonBuilder::new()
         .source(&source)
         .clang_args([std::ffi::OsString::from("-I"), shared_headers.clone().into_os_string()])
         .build_and_generate(&out);
     if let Err(err) = result {
         // libbpf-cargo's error already holds clang's diagnostics.
-        fail(&format!("compiling {} failed: {err:#}", source.display()));
+        return fail(&format!("compiling {} failed: {err:#}", source.display()));
     }
     println!("cargo:rerun-if-changed={}", source.display());
     println!("cargo:rerun-if-changed={}", shared_headers.display());
 }
 
-/// Without clang the skeleton cannot be built: say so in one line, with the fix.
-fn require_clang() {
-    let found = Command::new("clang")
+fn clang_found() -> bool {
+    Command::new("clang")
         .arg("--version")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
-        .is_ok_and(|status| status.success());
-    if !found {
-        fail("clang not found: the BPF programs are compiled with clang; install it with `sudo apt-get install clang` (or run `cargo xtask deps`)");
-    }
+        .is_ok_and(|status| status.success())
 }
 
-fn fail(message: &str) -> ! {
+/// Cargo prints this as one `error:` line and fails the build, without the
+/// "failed to run custom build command" dump a non-zero exit would add.
+fn fail(message: &str) {
     println!("cargo::error={message}");
-    std::process::exit(1);
 }
