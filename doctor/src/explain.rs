@@ -20,7 +20,9 @@ pub fn parse(text: &str) -> Parsed {
         Some((errno, found)) => (Some(errno), Some(found)),
         None => (None, None),
     };
-    Parsed { errno, errno_text, stage: find_stage(text), probe: find_probe(text) }
+    // Only trampolines (fentry/fexit) fail with the kernel-internal ENOTSUPP.
+    let probe = find_probe(text).or((errno == Some(524)).then_some(Probe::Fentry));
+    Parsed { errno, errno_text, stage: find_stage(text), probe }
 }
 
 fn find_errno(text: &str) -> Option<(i32, String)> {
@@ -81,7 +83,7 @@ fn find_stage(text: &str) -> Option<Stage> {
 fn find_probe(text: &str) -> Option<Probe> {
     let lower = text.to_lowercase();
     let kprobe = ["kprobe", "kretprobe", "lesson-02", "lesson_02"].iter().any(|w| lower.contains(w));
-    let fentry = ["fentry", "fexit", "trampoline", "lesson-03", "lesson_03", "tracing prog"].iter().any(|w| lower.contains(w));
+    let fentry = ["fentry", "fexit", "trampoline", "lesson-03", "lesson_03", "tracing prog", "btf type id"].iter().any(|w| lower.contains(w));
     match (kprobe, fentry) {
         (true, false) => Some(Probe::Kprobe),
         (false, true) => Some(Probe::Fentry),
@@ -121,6 +123,8 @@ mod tests {
         let parsed = parse("loading the kprobe programs failed");
         assert_eq!((parsed.stage, parsed.probe), (Some(Stage::Load), Some(Probe::Kprobe)));
         assert_eq!(parse("os error 1").probe, None);
+        assert_eq!(parse("strerror_r(-524)=22").probe, Some(Probe::Fentry));
+        assert_eq!(parse("failed to find kernel BTF type ID of 'do_unlinkat': -3").probe, Some(Probe::Fentry));
     }
 
     proptest! {

@@ -40,7 +40,9 @@ pub enum Outcome {
 
 /// Run the live check for `probe`'s lesson on `function`.
 pub fn check(probe: Probe, function: &str) -> Outcome {
-    capture_libbpf_log();
+    if let Ok(mut log) = LIBBPF_LOG.lock() {
+        log.clear();
+    }
     match probe {
         Probe::Kprobe => kprobe(function),
         Probe::Fentry => fentry(function),
@@ -179,10 +181,8 @@ fn unique() -> u128 {
 /// libbpf's messages of the current attempt: some causes are only visible there.
 static LIBBPF_LOG: Mutex<String> = Mutex::new(String::new());
 
-fn capture_libbpf_log() {
-    if let Ok(mut log) = LIBBPF_LOG.lock() {
-        log.clear();
-    }
+/// Keep libbpf's messages (from BTF parsing too) out of the output: they explain failures instead.
+pub fn capture_libbpf_log() {
     libbpf_rs::set_print(Some((PrintLevel::Info, keep_libbpf_message)));
 }
 

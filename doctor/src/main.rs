@@ -64,7 +64,7 @@ enum Command {
     /// Explain a pasted error, such as `strerror_r(-524)=22` or `Unknown error 524 (os error 524)`
     Explain {
         /// The error text (several arguments are joined with spaces)
-        #[arg(required = true, num_args = 1.., value_name = "ERROR_TEXT")]
+        #[arg(required = true, num_args = 1.., value_name = "ERROR_TEXT", allow_hyphen_values = true, trailing_var_arg = true)]
         text: Vec<String>,
     },
     /// Copy the files the doctor reads from this machine into DIR, for `--root DIR`
@@ -83,6 +83,7 @@ fn main() -> ExitCode {
     }));
     let cli = Cli::parse();
     apply_color(cli.color);
+    live::capture_libbpf_log();
     match run(&cli) {
         Ok(code) => ExitCode::from(code),
         Err(err) => {

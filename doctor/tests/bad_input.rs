@@ -1,0 +1,168 @@
+//! Bad input never panics: fixture roots with corrupt, truncated, empty, huge,
+//! unreadable and binary files, and odd kernel version strings.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use proptest::prelude::*;
+use unlink_common::failures::parse_kernel_version;
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap().flatten() {
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// A scratch copy of a fixture, removed on drop.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn of(fixture: &str, tag: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!("unlink-doctor-test-{}-{tag}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        copy_tree(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(fixture), &dir);
+        Scratch(dir)
+    }
+
+    fn write(&self, path: &str, bytes: &[u8]) {
+        let path = self.0.join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, bytes).unwrap();
+    }
+
+    /// Run the doctor on it: it must answer with JSON and exit 0 or 1, never panic.
+    fn doctor(&self) -> serde_json::Value {
+        let output = Command::new(env!("CARGO_BIN_EXE_unlink-doctor"))
+            .args(["--root", self.0.to_str().unwrap(), "--json"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(matches!(output.status.code(), Some(0 | 1)), "exit {:?}: {stderr}", output.status.code());
+        assert!(stderr.is_empty(), "{stderr}");
+        serde_json::from_slice(&output.stdout).unwrap()
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn garbage(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 7919 % 251) as u8).collect()
+}
+
+#[test]
+fn corrupt_config_gz_falls_back_or_says_so() {
+    let root = Scratch::of("this-machine", "gz");
+    let gz = std::fs::read(root.0.join("proc/config.gz")).unwrap();
+    root.write("proc/config.gz", &gz[..gz.len() / 2]);
+    let json = root.doctor();
+    let text = json.to_string();
+    assert!(text.contains("unusable: corrupt gzip data"), "{text}");
+    assert_eq!(json["verdicts"]["lesson-02"], "will_fail"); // the kprobe PMU is still missing
+    root.write("proc/config.gz", &[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3]);
+    root.doctor();
+}
+
+#[test]
+fn binary_garbage_everywhere() {
+    let root = Scratch::of("debian-6.1-amd64", "garbage");
+    for path in [
+        "proc/sys/kernel/osrelease",
+        "proc/sys/kernel/arch",
+        "etc/os-release",
+        "boot/config-6.1.0-50-amd64",
+        "sys/kernel/btf/vmlinux",
+        "proc/kallsyms",
+        "proc/self/status",
+        "proc/self/uid_map",
+        "proc/self/limits",
+        "proc/self/mountinfo",
+        "proc/cpuinfo",
+        "sys/kernel/tracing/available_filter_functions",
+        "sys/kernel/debug/kprobes/blacklist",
+        "sys/kernel/security/lockdown",
+        "unlink-doctor-errors",
+    ] {
+        root.write(path, &garbage(3000));
+    }
+    let json = root.doctor();
+    assert_ne!(json["verdicts"]["lesson-02"], "ready");
+}
+
+#[test]
+fn empty_files_everywhere() {
+    let root = Scratch::of("debian-6.12-amd64", "empty");
+    for path in ["proc/sys/kernel/osrelease", "proc/sys/kernel/arch", "boot/config-6.12.107+deb13-amd64", "sys/kernel/btf/vmlinux", "proc/kallsyms", "proc/self/status", "proc/self/mountinfo"] {
+        root.write(path, b"");
+    }
+    let json = root.doctor();
+    assert_eq!(json["verdicts"]["lesson-03"], "will_fail"); // an empty vmlinux is no BTF
+}
+
+#[test]
+fn unreadable_and_misshapen_files() {
+    let root = Scratch::of("debian-6.1-amd64", "unreadable");
+    root.write(
+        "unlink-doctor-errors",
+        b"/proc/kallsyms EACCES\n/sys/kernel/btf/vmlinux EPERM\n/boot/config-6.1.0-50-amd64 EIO\n/proc/self/status EPERM\n",
+    );
+    // A directory where a file should be.
+    std::fs::remove_file(root.0.join("etc/os-release")).unwrap();
+    std::fs::create_dir_all(root.0.join("etc/os-release")).unwrap();
+    let json = root.doctor();
+    assert_eq!(json["verdicts"]["lesson-02"], "will_fail");
+}
+
+#[test]
+fn huge_files_are_cut_not_swallowed() {
+    let root = Scratch::of("debian-6.1-amd64", "huge");
+    let file = std::fs::File::create(root.0.join("proc/kallsyms")).unwrap();
+    file.set_len(200 << 20).unwrap(); // sparse: 200 MiB of zeros
+    let json = root.doctor();
+    assert!(json.to_string().contains("no text symbol do_unlinkat"));
+}
+
+#[test]
+fn odd_version_strings() {
+    for (release, expected) in [
+        ("6.18.44-fc-v595", Some((6, 18))),
+        ("5.15.0-1034-azure", Some((5, 15))),
+        ("7.0.0-rc1+", Some((7, 0))),
+        ("4.19.0-27-cloud-amd64", Some((4, 19))),
+        ("6.1", Some((6, 1))),
+        ("", None),
+        ("linux", None),
+        ("99999999999.1", None),
+    ] {
+        assert_eq!(parse_kernel_version(release), expected, "{release:?}");
+        let root = Scratch::of("debian-6.1-amd64", "version");
+        root.write("proc/sys/kernel/osrelease", format!("{release}\n").as_bytes());
+        let json = root.doctor();
+        let old = expected.is_some_and(|v| v < (5, 8));
+        if old {
+            assert_eq!(json["lessons"][0]["failure"], "kernel-too-old", "{release}");
+        }
+    }
+}
+
+proptest! {
+    #[test]
+    fn kernel_versions_never_panic(release in ".{0,40}") {
+        let _ = parse_kernel_version(&release);
+    }
+
+    #[test]
+    fn kernel_versions_read_major_minor(major in 0u32..100, minor in 0u32..1000, rest in "[-.+a-z0-9]{0,20}") {
+        let release = format!("{major}.{minor}{}{rest}", if rest.starts_with(|c: char| c.is_ascii_digit()) { "." } else { "" });
+        prop_assert_eq!(parse_kernel_version(&release), Some((major, minor)));
+    }
+}
