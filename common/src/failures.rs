@@ -225,7 +225,10 @@ pub const CATALOGUE: &[Failure] = &[
 
 /// The catalogue entry with this id. Panics on an unknown id: ids are compile-time facts.
 pub fn by_id(id: &str) -> &'static Failure {
-    CATALOGUE.iter().find(|f| f.id == id).unwrap_or_else(|| panic!("no failure {id:?} in the catalogue"))
+    CATALOGUE
+        .iter()
+        .find(|f| f.id == id)
+        .unwrap_or_else(|| panic!("no failure {id:?} in the catalogue"))
 }
 
 /// What is known about the system when a failure has to be explained or predicted.
@@ -288,11 +291,15 @@ impl Facts {
                 || exists("sys/kernel/debug/tracing/kprobe_events"),
             btf: exists("sys/kernel/btf/vmlinux"),
             kernel_version: parse_kernel_version(&read("proc/sys/kernel/osrelease")),
-            lockdown_confidentiality: read("sys/kernel/security/lockdown").contains("[confidentiality]"),
-            euid: status_field(&status, "Uid:").and_then(|uids| uids.split_whitespace().nth(1)?.parse().ok()),
+            lockdown_confidentiality: read("sys/kernel/security/lockdown")
+                .contains("[confidentiality]"),
+            euid: status_field(&status, "Uid:")
+                .and_then(|uids| uids.split_whitespace().nth(1)?.parse().ok()),
             user_namespace,
             seccomp: status_field(&status, "Seccomp:").and_then(|mode| mode.trim().parse().ok()),
-            arch: Some(read("proc/sys/kernel/arch")).filter(|a| !a.trim().is_empty()).map(|a| normalise_arch(&a)),
+            arch: Some(read("proc/sys/kernel/arch"))
+                .filter(|a| !a.trim().is_empty())
+                .map(|a| normalise_arch(&a)),
             ..Facts::default()
         }
     }
@@ -304,7 +311,10 @@ const CAP_BPF: u32 = 39;
 
 /// The value after `key` (such as `"CapEff:"`) on its line of a /proc/PID/status text.
 pub fn status_field<'a>(status: &'a str, key: &str) -> Option<&'a str> {
-    status.lines().find_map(|line| line.strip_prefix(key)).map(str::trim)
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(key))
+        .map(str::trim)
 }
 
 /// Effective capabilities from a /proc/PID/status text, as a bit set.
@@ -326,7 +336,11 @@ fn privileged_from_status(status: &str) -> bool {
 /// A /proc/PID/uid_map other than the initial namespace's `0 0 4294967295`.
 /// An empty or unreadable map says nothing, so it counts as the initial namespace.
 pub fn uid_map_is_namespaced(uid_map: &str) -> bool {
-    let lines: Vec<Vec<&str>> = uid_map.lines().map(|l| l.split_whitespace().collect()).filter(|f: &Vec<&str>| !f.is_empty()).collect();
+    let lines: Vec<Vec<&str>> = uid_map
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .filter(|f: &Vec<&str>| !f.is_empty())
+        .collect();
     !lines.is_empty() && lines != [vec!["0", "0", "4294967295"]]
 }
 
@@ -357,14 +371,22 @@ pub struct FentryNeeds {
 pub fn fentry_needs(arch: &str) -> Option<FentryNeeds> {
     let (min_version, why, approximate) = match arch {
         "x86_64" => ((5, 5), "BPF trampolines arrived in 5.5", false),
-        "aarch64" => ((6, 4), "trampolines arrived in 6.0, ftrace direct calls (needed for kernel functions) in 6.4", false),
+        "aarch64" => (
+            (6, 4),
+            "trampolines arrived in 6.0, ftrace direct calls (needed for kernel functions) in 6.4",
+            false,
+        ),
         "riscv64" => ((6, 3), "BPF trampolines arrived in 6.3", true),
         "s390x" => ((6, 3), "BPF trampolines arrived in 6.3", true),
         "ppc64" | "ppc64le" => ((6, 13), "BPF trampolines arrived in about 6.13", true),
         "loongarch64" => ((6, 17), "BPF trampolines arrived in about 6.17", true),
         _ => return None,
     };
-    Some(FentryNeeds { min_version, why, approximate })
+    Some(FentryNeeds {
+        min_version,
+        why,
+        approximate,
+    })
 }
 
 /// `(major, minor)` from release strings like `6.1.0-27-amd64`, `7.0.0-rc1+` or `6.1`.
@@ -379,7 +401,10 @@ pub fn parse_kernel_version(release: &str) -> Option<(u32, u32)> {
 pub fn errno_of(error: &dyn fmt::Display) -> Option<i32> {
     let text = format!("{error:#}"); // the alternate form includes the source chain
     let start = text.rfind("(os error ")? + "(os error ".len();
-    let digits: String = text[start..].chars().take_while(char::is_ascii_digit).collect();
+    let digits: String = text[start..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
     digits.parse().ok()
 }
 
@@ -396,14 +421,22 @@ pub struct Observed<'a> {
 /// Pick the catalogue entry that explains `observed` on a system with `facts`.
 pub fn classify(observed: &Observed<'_>, facts: &Facts) -> &'static Failure {
     let log = observed.libbpf_log;
-    let old_kernel = facts.kernel_version.is_some_and(|v| v < LESSONS_MIN_VERSION);
-    let no_kprobes = !facts.kprobe_pmu && !facts.kprobe_events || facts.config_kprobes == Some(false);
+    let old_kernel = facts
+        .kernel_version
+        .is_some_and(|v| v < LESSONS_MIN_VERSION);
+    let no_kprobes =
+        !facts.kprobe_pmu && !facts.kprobe_events || facts.config_kprobes == Some(false);
     let id = match (observed.errno, observed.probe, observed.stage) {
-        (_, _, _) if log.contains("kernel BTF is missing") || log.contains("failed to find valid kernel BTF") => {
+        (_, _, _)
+            if log.contains("kernel BTF is missing")
+                || log.contains("failed to find valid kernel BTF") =>
+        {
             "no-btf"
         }
         (Some(ENOSYS), _, _) => "no-bpf-syscall",
-        (Some(EPERM), _, _) if !facts.privileged && (facts.euid == Some(0) || facts.user_namespace) => {
+        (Some(EPERM), _, _)
+            if !facts.privileged && (facts.euid == Some(0) || facts.user_namespace) =>
+        {
             "container-restricted"
         }
         (Some(EPERM), _, _) if !facts.privileged => "not-privileged",
@@ -411,7 +444,9 @@ pub fn classify(observed: &Observed<'_>, facts: &Facts) -> &'static Failure {
         (Some(EINVAL), _, Stage::Load) if old_kernel => "kernel-too-old",
         (Some(EPERM), _, _) if facts.seccomp == Some(2) => "container-restricted",
         (Some(EPERM), Probe::Fentry, Stage::Load) => "tracing-refused",
-        (Some(EPERM), _, Stage::Load) if facts.kernel_version.is_some_and(|v| v < (5, 11)) => "memlock-limit",
+        (Some(EPERM), _, Stage::Load) if facts.kernel_version.is_some_and(|v| v < (5, 11)) => {
+            "memlock-limit"
+        }
         (Some(ENOENT), Probe::Kprobe, Stage::Attach) if no_kprobes => "no-kprobes",
         (Some(ENOENT | ESRCH), _, _) if !facts.btf && observed.probe == Probe::Fentry => "no-btf",
         (Some(ENOENT | ESRCH), _, _) => "function-not-found",
@@ -429,7 +464,10 @@ pub fn classify(observed: &Observed<'_>, facts: &Facts) -> &'static Failure {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Prediction {
     /// It will fail like this; `because` names the facts that decide it.
-    Fails { failure: &'static Failure, because: String },
+    Fails {
+        failure: &'static Failure,
+        because: String,
+    },
     /// Nothing found that would fail, but some of what decides it could not be checked.
     Unchecked {
         /// The catalogue entry that kept the check from running, if one did (not root: `not-privileged`).
@@ -444,7 +482,10 @@ pub enum Prediction {
 /// Predict how the lesson using `probe` will end, from read-only facts alone. Only a
 /// real load and attach is proof (unlink-doctor's live check): this is for when it cannot run.
 pub fn predict(probe: Probe, facts: &Facts) -> Prediction {
-    let fails = |id: &str, because: String| Prediction::Fails { failure: by_id(id), because };
+    let fails = |id: &str, because: String| Prediction::Fails {
+        failure: by_id(id),
+        because,
+    };
     let mut missing = Vec::new();
 
     if facts.config_bpf_syscall == Some(false) {
@@ -452,7 +493,10 @@ pub fn predict(probe: Probe, facts: &Facts) -> Prediction {
     }
     match facts.kernel_version {
         Some(v) if v < LESSONS_MIN_VERSION => {
-            return fails("kernel-too-old", format!("kernel {}.{} is older than 5.8", v.0, v.1));
+            return fails(
+                "kernel-too-old",
+                format!("kernel {}.{} is older than 5.8", v.0, v.1),
+            );
         }
         Some(_) => {}
         None => missing.push("the kernel version (`uname -r` did not parse)".to_string()),
@@ -461,7 +505,10 @@ pub fn predict(probe: Probe, facts: &Facts) -> Prediction {
         return fails("no-btf", "/sys/kernel/btf/vmlinux is missing".into());
     }
     if facts.lockdown_confidentiality {
-        return fails("lockdown", "/sys/kernel/security/lockdown is [confidentiality]".into());
+        return fails(
+            "lockdown",
+            "/sys/kernel/security/lockdown is [confidentiality]".into(),
+        );
     }
     match probe {
         Probe::Kprobe => {
@@ -473,16 +520,27 @@ pub fn predict(probe: Probe, facts: &Facts) -> Prediction {
                         Some(_) => "CONFIG_KPROBES is not set",
                         None => "no kernel config to confirm",
                     };
-                    return fails("no-kprobes", format!("no kprobe PMU and no kprobe_events; {config}"));
+                    return fails(
+                        "no-kprobes",
+                        format!("no kprobe PMU and no kprobe_events; {config}"),
+                    );
                 }
             }
             match facts.function_in_kallsyms {
-                Some(false) => return fails("function-not-found", "the function is not a text symbol in /proc/kallsyms".into()),
+                Some(false) => {
+                    return fails(
+                        "function-not-found",
+                        "the function is not a text symbol in /proc/kallsyms".into(),
+                    )
+                }
                 Some(true) => {}
                 None => missing.push("the function in /proc/kallsyms (unreadable)".into()),
             }
             if facts.kprobe_blacklisted == Some(true) {
-                return fails("not-traceable", "the function is on the kprobe blacklist".into());
+                return fails(
+                    "not-traceable",
+                    "the function is on the kprobe blacklist".into(),
+                );
             }
         }
         Probe::Fentry => {
@@ -507,7 +565,10 @@ pub fn predict(probe: Probe, facts: &Facts) -> Prediction {
             }
             match (facts.config_ftrace, facts.config_direct_calls) {
                 (Some(false), _) => {
-                    return fails("fentry-busy", "CONFIG_FUNCTION_TRACER or CONFIG_DYNAMIC_FTRACE is not set".into());
+                    return fails(
+                        "fentry-busy",
+                        "CONFIG_FUNCTION_TRACER or CONFIG_DYNAMIC_FTRACE is not set".into(),
+                    );
                 }
                 (_, Some(false)) => {
                     return fails(
@@ -519,7 +580,10 @@ pub fn predict(probe: Probe, facts: &Facts) -> Prediction {
                 _ => missing.push("the ftrace options (no kernel config found)".into()),
             }
             if facts.function_in_btf == Some(false) {
-                return fails("function-not-found", "the function is not in the kernel's BTF".into());
+                return fails(
+                    "function-not-found",
+                    "the function is not in the kernel's BTF".into(),
+                );
             }
             if facts.function_tracing_locked {
                 return fails(
@@ -529,28 +593,51 @@ pub fn predict(probe: Probe, facts: &Facts) -> Prediction {
             }
             match facts.function_traceable {
                 Some(false) => {
-                    return fails("not-traceable", "the function is not in available_filter_functions (notrace)".into());
+                    return fails(
+                        "not-traceable",
+                        "the function is not in available_filter_functions (notrace)".into(),
+                    );
                 }
                 Some(true) => {}
-                None => missing.push("the function in tracefs available_filter_functions (unreadable)".into()),
+                None => missing
+                    .push("the function in tracefs available_filter_functions (unreadable)".into()),
             }
         }
     }
     if !facts.privileged {
         if facts.euid == Some(0) || facts.user_namespace {
-            return fails("container-restricted", "root here lacks CAP_BPF + CAP_PERFMON (or CAP_SYS_ADMIN) in the initial namespace".into());
+            return fails(
+                "container-restricted",
+                "root here lacks CAP_BPF + CAP_PERFMON (or CAP_SYS_ADMIN) in the initial namespace"
+                    .into(),
+            );
         }
-        missing.insert(0, "whether the kernel accepts the programs (needs root: `sudo unlink-doctor`)".into());
-        return Prediction::Unchecked { blocked_by: Some(by_id("not-privileged")), missing };
+        missing.insert(
+            0,
+            "whether the kernel accepts the programs (needs root: `sudo unlink-doctor`)".into(),
+        );
+        return Prediction::Unchecked {
+            blocked_by: Some(by_id("not-privileged")),
+            missing,
+        };
     }
     if let (Some(version), Some(limit)) = (facts.kernel_version, facts.memlock_limit) {
         if version < (5, 11) && limit < MEMLOCK_NEEDED {
-            return fails("memlock-limit", format!("RLIMIT_MEMLOCK is {} KiB and cannot be raised", limit / 1024));
+            return fails(
+                "memlock-limit",
+                format!(
+                    "RLIMIT_MEMLOCK is {} KiB and cannot be raised",
+                    limit / 1024
+                ),
+            );
         }
     }
     match missing.is_empty() {
         true => Prediction::Passes,
-        false => Prediction::Unchecked { blocked_by: None, missing },
+        false => Prediction::Unchecked {
+            blocked_by: None,
+            missing,
+        },
     }
 }
 
@@ -560,7 +647,9 @@ pub const MEMLOCK_NEEDED: u64 = 8 << 20;
 impl Failure {
     /// The next step with the lesson names filled in.
     pub fn fix_for(&self, probe: Probe) -> String {
-        self.fix.replace("{lesson}", probe.lesson()).replace("{other}", probe.other().lesson())
+        self.fix
+            .replace("{lesson}", probe.lesson())
+            .replace("{other}", probe.other().lesson())
     }
 }
 
@@ -575,9 +664,20 @@ pub fn errno_label(errno: i32) -> String {
 /// The one line a lesson prints when the kernel refuses: errno, cause, next step.
 pub fn explain(what: &str, observed: &Observed<'_>, facts: &Facts) -> String {
     let failure = classify(observed, facts);
-    let errno = observed.errno.map(errno_label).unwrap_or_else(|| "an error".to_string());
-    let doctor = if failure.fix.contains("unlink-doctor") { "" } else { " (details: `sudo unlink-doctor`)" };
-    format!("{what} failed with {errno}: {}. Next: {}{doctor}", failure.cause, failure.fix_for(observed.probe))
+    let errno = observed
+        .errno
+        .map(errno_label)
+        .unwrap_or_else(|| "an error".to_string());
+    let doctor = if failure.fix.contains("unlink-doctor") {
+        ""
+    } else {
+        " (details: `sudo unlink-doctor`)"
+    };
+    format!(
+        "{what} failed with {errno}: {}. Next: {}{doctor}",
+        failure.cause,
+        failure.fix_for(observed.probe)
+    )
 }
 
 #[cfg(test)]
@@ -630,111 +730,303 @@ mod tests {
 
     #[test]
     fn predictions_for_this_machine_and_stock_kernels() {
-        assert_eq!(failed(predict(Probe::Kprobe, &this_machine())), "no-kprobes");
-        assert_eq!(failed(predict(Probe::Fentry, &this_machine())), "tracing-refused");
+        assert_eq!(
+            failed(predict(Probe::Kprobe, &this_machine())),
+            "no-kprobes"
+        );
+        assert_eq!(
+            failed(predict(Probe::Fentry, &this_machine())),
+            "tracing-refused"
+        );
         for version in [(5, 10), (6, 1), (6, 12), (7, 2)] {
-            assert_eq!(predict(Probe::Kprobe, &debian("x86_64", version)), Prediction::Passes);
-            assert_eq!(predict(Probe::Fentry, &debian("x86_64", version)), Prediction::Passes);
+            assert_eq!(
+                predict(Probe::Kprobe, &debian("x86_64", version)),
+                Prediction::Passes
+            );
+            assert_eq!(
+                predict(Probe::Fentry, &debian("x86_64", version)),
+                Prediction::Passes
+            );
         }
-        assert_eq!(failed(predict(Probe::Fentry, &debian("aarch64", (5, 10)))), "fentry-not-supported");
-        assert_eq!(failed(predict(Probe::Fentry, &debian("aarch64", (6, 1)))), "fentry-not-supported");
-        assert_eq!(predict(Probe::Kprobe, &debian("aarch64", (6, 1))), Prediction::Passes);
-        assert_eq!(predict(Probe::Fentry, &debian("aarch64", (6, 12))), Prediction::Passes);
-        assert_eq!(failed(predict(Probe::Kprobe, &debian("x86_64", (4, 19)))), "kernel-too-old");
-        let riscv = predict(Probe::Fentry, &Facts { config_direct_calls: Some(true), ..debian("riscv64", (6, 1)) });
-        assert!(matches!(riscv, Prediction::Unchecked { blocked_by: None, .. }), "{riscv:?}");
+        assert_eq!(
+            failed(predict(Probe::Fentry, &debian("aarch64", (5, 10)))),
+            "fentry-not-supported"
+        );
+        assert_eq!(
+            failed(predict(Probe::Fentry, &debian("aarch64", (6, 1)))),
+            "fentry-not-supported"
+        );
+        assert_eq!(
+            predict(Probe::Kprobe, &debian("aarch64", (6, 1))),
+            Prediction::Passes
+        );
+        assert_eq!(
+            predict(Probe::Fentry, &debian("aarch64", (6, 12))),
+            Prediction::Passes
+        );
+        assert_eq!(
+            failed(predict(Probe::Kprobe, &debian("x86_64", (4, 19)))),
+            "kernel-too-old"
+        );
+        let riscv = predict(
+            Probe::Fentry,
+            &Facts {
+                config_direct_calls: Some(true),
+                ..debian("riscv64", (6, 1))
+            },
+        );
+        assert!(
+            matches!(
+                riscv,
+                Prediction::Unchecked {
+                    blocked_by: None,
+                    ..
+                }
+            ),
+            "{riscv:?}"
+        );
     }
 
     #[test]
     fn predictions_need_privileges_and_evidence() {
-        let user = Facts { privileged: false, euid: Some(1000), ..debian("x86_64", (6, 1)) };
+        let user = Facts {
+            privileged: false,
+            euid: Some(1000),
+            ..debian("x86_64", (6, 1))
+        };
         match predict(Probe::Kprobe, &user) {
-            Prediction::Unchecked { blocked_by: Some(failure), missing } => {
+            Prediction::Unchecked {
+                blocked_by: Some(failure),
+                missing,
+            } => {
                 assert_eq!(failure.id, "not-privileged");
                 assert!(missing[0].contains("sudo unlink-doctor"), "{missing:?}");
             }
             other => panic!("{other:?}"),
         }
-        let container = Facts { privileged: false, ..debian("x86_64", (6, 1)) };
-        assert_eq!(failed(predict(Probe::Fentry, &container)), "container-restricted");
-        let no_btf = Facts { btf: false, ..debian("x86_64", (6, 1)) };
+        let container = Facts {
+            privileged: false,
+            ..debian("x86_64", (6, 1))
+        };
+        assert_eq!(
+            failed(predict(Probe::Fentry, &container)),
+            "container-restricted"
+        );
+        let no_btf = Facts {
+            btf: false,
+            ..debian("x86_64", (6, 1))
+        };
         assert_eq!(failed(predict(Probe::Kprobe, &no_btf)), "no-btf");
-        let no_tracefs = Facts { kprobe_events: false, function_traceable: None, ..debian("x86_64", (6, 1)) };
+        let no_tracefs = Facts {
+            kprobe_events: false,
+            function_traceable: None,
+            ..debian("x86_64", (6, 1))
+        };
         assert_eq!(predict(Probe::Kprobe, &no_tracefs), Prediction::Passes);
-        assert!(matches!(predict(Probe::Fentry, &no_tracefs), Prediction::Unchecked { blocked_by: None, .. }));
-        let renamed = Facts { function_in_btf: Some(false), function_in_kallsyms: Some(false), ..debian("x86_64", (7, 2)) };
-        assert_eq!(failed(predict(Probe::Kprobe, &renamed)), "function-not-found");
-        assert_eq!(failed(predict(Probe::Fentry, &renamed)), "function-not-found");
-        let old_memlock = Facts { memlock_limit: Some(64 << 10), ..debian("x86_64", (5, 10)) };
-        assert_eq!(failed(predict(Probe::Kprobe, &old_memlock)), "memlock-limit");
-        let no_config = Facts { config_ftrace: None, config_direct_calls: None, ..debian("x86_64", (6, 1)) };
-        assert!(matches!(predict(Probe::Fentry, &no_config), Prediction::Unchecked { .. }));
+        assert!(matches!(
+            predict(Probe::Fentry, &no_tracefs),
+            Prediction::Unchecked {
+                blocked_by: None,
+                ..
+            }
+        ));
+        let renamed = Facts {
+            function_in_btf: Some(false),
+            function_in_kallsyms: Some(false),
+            ..debian("x86_64", (7, 2))
+        };
+        assert_eq!(
+            failed(predict(Probe::Kprobe, &renamed)),
+            "function-not-found"
+        );
+        assert_eq!(
+            failed(predict(Probe::Fentry, &renamed)),
+            "function-not-found"
+        );
+        let old_memlock = Facts {
+            memlock_limit: Some(64 << 10),
+            ..debian("x86_64", (5, 10))
+        };
+        assert_eq!(
+            failed(predict(Probe::Kprobe, &old_memlock)),
+            "memlock-limit"
+        );
+        let no_config = Facts {
+            config_ftrace: None,
+            config_direct_calls: None,
+            ..debian("x86_64", (6, 1))
+        };
+        assert!(matches!(
+            predict(Probe::Fentry, &no_config),
+            Prediction::Unchecked { .. }
+        ));
     }
 
     #[test]
     fn containers_and_namespaces() {
-        let container = Facts { privileged: false, ..this_machine() };
-        assert_eq!(classify(&observed(Probe::Kprobe, Stage::Load, EPERM), &container).id, "container-restricted");
-        let userns = Facts { privileged: false, euid: Some(1000), user_namespace: true, ..this_machine() };
-        assert_eq!(classify(&observed(Probe::Kprobe, Stage::Load, EPERM), &userns).id, "container-restricted");
+        let container = Facts {
+            privileged: false,
+            ..this_machine()
+        };
+        assert_eq!(
+            classify(&observed(Probe::Kprobe, Stage::Load, EPERM), &container).id,
+            "container-restricted"
+        );
+        let userns = Facts {
+            privileged: false,
+            euid: Some(1000),
+            user_namespace: true,
+            ..this_machine()
+        };
+        assert_eq!(
+            classify(&observed(Probe::Kprobe, Stage::Load, EPERM), &userns).id,
+            "container-restricted"
+        );
         assert!(uid_map_is_namespaced("         0       1000          1\n"));
         assert!(!uid_map_is_namespaced("         0          0 4294967295\n"));
         assert!(!uid_map_is_namespaced(""));
-        let old = Facts { kernel_version: Some((4, 19)), ..this_machine() };
-        assert_eq!(classify(&observed(Probe::Kprobe, Stage::Load, EINVAL), &old).id, "kernel-too-old");
+        let old = Facts {
+            kernel_version: Some((4, 19)),
+            ..this_machine()
+        };
+        assert_eq!(
+            classify(&observed(Probe::Kprobe, Stage::Load, EINVAL), &old).id,
+            "kernel-too-old"
+        );
     }
 
     #[test]
     fn fentry_needs_per_architecture() {
         assert_eq!(fentry_needs("x86_64").unwrap().min_version, (5, 5));
-        assert_eq!(fentry_needs(&normalise_arch("arm64")).unwrap().min_version, (6, 4));
+        assert_eq!(
+            fentry_needs(&normalise_arch("arm64")).unwrap().min_version,
+            (6, 4)
+        );
         assert!(fentry_needs("ppc64le").unwrap().approximate);
         assert_eq!(fentry_needs("mips"), None);
         assert_eq!(normalise_arch("amd64\n"), "x86_64");
     }
 
     fn observed(probe: Probe, stage: Stage, errno: i32) -> Observed<'static> {
-        Observed { probe, stage, errno: Some(errno), libbpf_log: "" }
+        Observed {
+            probe,
+            stage,
+            errno: Some(errno),
+            libbpf_log: "",
+        }
     }
 
     #[test]
     fn this_machines_failures_are_named_right() {
         let facts = this_machine();
-        assert_eq!(classify(&observed(Probe::Kprobe, Stage::Attach, ENOENT), &facts).id, "no-kprobes");
-        assert_eq!(classify(&observed(Probe::Fentry, Stage::Load, EPERM), &facts).id, "tracing-refused");
+        assert_eq!(
+            classify(&observed(Probe::Kprobe, Stage::Attach, ENOENT), &facts).id,
+            "no-kprobes"
+        );
+        assert_eq!(
+            classify(&observed(Probe::Fentry, Stage::Load, EPERM), &facts).id,
+            "tracing-refused"
+        );
     }
 
     #[test]
     fn privileges_come_before_kernel_policy() {
-        let facts = Facts { privileged: false, euid: Some(1000), ..this_machine() };
-        assert_eq!(classify(&observed(Probe::Fentry, Stage::Load, EPERM), &facts).id, "not-privileged");
-        let old = Facts { kernel_version: Some((5, 10)), ..this_machine() };
-        assert_eq!(classify(&observed(Probe::Kprobe, Stage::Load, EPERM), &old).id, "memlock-limit");
+        let facts = Facts {
+            privileged: false,
+            euid: Some(1000),
+            ..this_machine()
+        };
+        assert_eq!(
+            classify(&observed(Probe::Fentry, Stage::Load, EPERM), &facts).id,
+            "not-privileged"
+        );
+        let old = Facts {
+            kernel_version: Some((5, 10)),
+            ..this_machine()
+        };
+        assert_eq!(
+            classify(&observed(Probe::Kprobe, Stage::Load, EPERM), &old).id,
+            "memlock-limit"
+        );
     }
 
     #[test]
     fn missing_functions_and_btf() {
-        let with_kprobes = Facts { kprobe_pmu: true, config_kprobes: Some(true), ..this_machine() };
-        assert_eq!(classify(&observed(Probe::Kprobe, Stage::Attach, ENOENT), &with_kprobes).id, "function-not-found");
-        assert_eq!(classify(&observed(Probe::Fentry, Stage::Load, ESRCH), &with_kprobes).id, "function-not-found");
-        let no_btf = Facts { btf: false, ..with_kprobes };
-        assert_eq!(classify(&observed(Probe::Fentry, Stage::Load, ESRCH), &no_btf).id, "no-btf");
-        let log = Observed { libbpf_log: "libbpf: kernel BTF is missing at '/sys/kernel/btf/vmlinux'", ..observed(Probe::Kprobe, Stage::Load, ESRCH) };
+        let with_kprobes = Facts {
+            kprobe_pmu: true,
+            config_kprobes: Some(true),
+            ..this_machine()
+        };
+        assert_eq!(
+            classify(
+                &observed(Probe::Kprobe, Stage::Attach, ENOENT),
+                &with_kprobes
+            )
+            .id,
+            "function-not-found"
+        );
+        assert_eq!(
+            classify(&observed(Probe::Fentry, Stage::Load, ESRCH), &with_kprobes).id,
+            "function-not-found"
+        );
+        let no_btf = Facts {
+            btf: false,
+            ..with_kprobes
+        };
+        assert_eq!(
+            classify(&observed(Probe::Fentry, Stage::Load, ESRCH), &no_btf).id,
+            "no-btf"
+        );
+        let log = Observed {
+            libbpf_log: "libbpf: kernel BTF is missing at '/sys/kernel/btf/vmlinux'",
+            ..observed(Probe::Kprobe, Stage::Load, ESRCH)
+        };
         assert_eq!(classify(&log, &no_btf).id, "no-btf");
     }
 
     #[test]
     fn attach_errors() {
-        let facts = Facts { kprobe_pmu: true, config_kprobes: Some(true), ..this_machine() };
-        assert_eq!(classify(&observed(Probe::Fentry, Stage::Attach, ENOTSUPP), &facts).id, "fentry-not-supported");
-        assert_eq!(classify(&observed(Probe::Kprobe, Stage::Attach, EINVAL), &facts).id, "not-traceable");
-        assert_eq!(classify(&observed(Probe::Kprobe, Stage::Attach, EBUSY), &facts).id, "kprobe-busy");
-        assert_eq!(classify(&observed(Probe::Fentry, Stage::Attach, EBUSY), &facts).id, "fentry-busy");
-        assert_eq!(classify(&observed(Probe::Fentry, Stage::Attach, E2BIG), &facts).id, "trampoline-full");
-        assert_eq!(classify(&observed(Probe::Fentry, Stage::Load, ENOSYS), &facts).id, "no-bpf-syscall");
-        assert_eq!(classify(&observed(Probe::Fentry, Stage::Load, 12), &facts).id, "unknown");
-        let locked = Facts { lockdown_confidentiality: true, ..facts };
-        assert_eq!(classify(&observed(Probe::Kprobe, Stage::Load, EINVAL), &locked).id, "lockdown");
+        let facts = Facts {
+            kprobe_pmu: true,
+            config_kprobes: Some(true),
+            ..this_machine()
+        };
+        assert_eq!(
+            classify(&observed(Probe::Fentry, Stage::Attach, ENOTSUPP), &facts).id,
+            "fentry-not-supported"
+        );
+        assert_eq!(
+            classify(&observed(Probe::Kprobe, Stage::Attach, EINVAL), &facts).id,
+            "not-traceable"
+        );
+        assert_eq!(
+            classify(&observed(Probe::Kprobe, Stage::Attach, EBUSY), &facts).id,
+            "kprobe-busy"
+        );
+        assert_eq!(
+            classify(&observed(Probe::Fentry, Stage::Attach, EBUSY), &facts).id,
+            "fentry-busy"
+        );
+        assert_eq!(
+            classify(&observed(Probe::Fentry, Stage::Attach, E2BIG), &facts).id,
+            "trampoline-full"
+        );
+        assert_eq!(
+            classify(&observed(Probe::Fentry, Stage::Load, ENOSYS), &facts).id,
+            "no-bpf-syscall"
+        );
+        assert_eq!(
+            classify(&observed(Probe::Fentry, Stage::Load, 12), &facts).id,
+            "unknown"
+        );
+        let locked = Facts {
+            lockdown_confidentiality: true,
+            ..facts
+        };
+        assert_eq!(
+            classify(&observed(Probe::Kprobe, Stage::Load, EINVAL), &locked).id,
+            "lockdown"
+        );
     }
 
     #[test]
@@ -744,21 +1036,47 @@ mod tests {
             &observed(Probe::Kprobe, Stage::Attach, ENOENT),
             &this_machine(),
         );
-        assert!(line.starts_with("attaching the kprobe to do_unlinkat failed with ENOENT (-2): "), "{line}");
+        assert!(
+            line.starts_with("attaching the kprobe to do_unlinkat failed with ENOENT (-2): "),
+            "{line}"
+        );
         assert!(line.contains("CONFIG_KPROBES"), "{line}");
-        assert!(line.contains("run lesson-03 if `sudo unlink-doctor` says it is ready"), "{line}");
-        assert!(line.contains("cargo xtask vm -- target/debug/lesson-02"), "{line}");
+        assert!(
+            line.contains("run lesson-03 if `sudo unlink-doctor` says it is ready"),
+            "{line}"
+        );
+        assert!(
+            line.contains("cargo xtask vm -- target/debug/lesson-02"),
+            "{line}"
+        );
         assert!(!line.contains('\n'));
-        let refused = explain("loading", &observed(Probe::Fentry, Stage::Load, EPERM), &this_machine());
-        assert!(refused.contains("EPERM (-1)") && refused.contains("`ulimit -l` is wrong here"), "{refused}");
-        let odd = explain("loading", &observed(Probe::Fentry, Stage::Load, 999), &this_machine());
-        assert!(odd.contains("error -999") && odd.contains("unlink-doctor --report"), "{odd}");
+        let refused = explain(
+            "loading",
+            &observed(Probe::Fentry, Stage::Load, EPERM),
+            &this_machine(),
+        );
+        assert!(
+            refused.contains("EPERM (-1)") && refused.contains("`ulimit -l` is wrong here"),
+            "{refused}"
+        );
+        let odd = explain(
+            "loading",
+            &observed(Probe::Fentry, Stage::Load, 999),
+            &this_machine(),
+        );
+        assert!(
+            odd.contains("error -999") && odd.contains("unlink-doctor --report"),
+            "{odd}"
+        );
     }
 
     #[test]
     fn errno_is_found_in_libbpf_rs_messages() {
         assert_eq!(errno_of(&"No such file or directory (os error 2)"), Some(2));
-        assert_eq!(errno_of(&"failed to attach: Unknown error 524 (os error 524)"), Some(524));
+        assert_eq!(
+            errno_of(&"failed to attach: Unknown error 524 (os error 524)"),
+            Some(524)
+        );
         assert_eq!(errno_of(&"nothing here"), None);
     }
 
@@ -770,7 +1088,9 @@ mod tests {
         assert_eq!(parse_kernel_version("6.1"), Some((6, 1)));
         assert_eq!(parse_kernel_version("6"), None);
         assert_eq!(parse_kernel_version("linux"), None);
-        assert!(privileged_from_status("Name:\tx\nCapEff:\t000001fffeffffff\n"));
+        assert!(privileged_from_status(
+            "Name:\tx\nCapEff:\t000001fffeffffff\n"
+        ));
         assert!(privileged_from_status("CapEff:\t000000c000000000\n")); // CAP_BPF + CAP_PERFMON
         assert!(!privileged_from_status("CapEff:\t0000008000000000\n")); // CAP_BPF alone
         assert!(!privileged_from_status("CapEff:\t0000000000000000\n"));
@@ -780,7 +1100,13 @@ mod tests {
     #[test]
     fn catalogue_ids_are_unique_and_fixes_name_a_next_step() {
         for (i, failure) in CATALOGUE.iter().enumerate() {
-            assert!(CATALOGUE[i + 1..].iter().all(|other| other.id != failure.id), "{}", failure.id);
+            assert!(
+                CATALOGUE[i + 1..]
+                    .iter()
+                    .all(|other| other.id != failure.id),
+                "{}",
+                failure.id
+            );
             assert!(!failure.fix.is_empty() && !failure.cause.is_empty());
         }
     }

@@ -19,12 +19,21 @@ pub struct Function {
 pub fn function(btf: &Btf<'_>, name: &str) -> Option<Function> {
     let func = btf.type_by_name::<Func<'_>>(name)?;
     let proto = FuncProto::try_from(func.next_type()?).ok()?;
-    let ret = proto.next_type().map(|t| c_type(&t, 0)).unwrap_or_else(|| "void".to_string());
+    let ret = proto
+        .next_type()
+        .map(|t| c_type(&t, 0))
+        .unwrap_or_else(|| "void".to_string());
     let params: Vec<(String, String)> = proto
         .iter()
         .map(|param| {
-            let ty = btf.type_by_id::<BtfType<'_>>(param.ty).map(|t| c_type(&t, 0)).unwrap_or_else(|| "?".into());
-            let name = param.name.map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let ty = btf
+                .type_by_id::<BtfType<'_>>(param.ty)
+                .map(|t| c_type(&t, 0))
+                .unwrap_or_else(|| "?".into());
+            let name = param
+                .name
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             (ty, name)
         })
         .collect();
@@ -40,16 +49,33 @@ pub fn function(btf: &Btf<'_>, name: &str) -> Option<Function> {
     let types: Vec<&str> = params.iter().map(|(ty, _)| ty.as_str()).collect();
     let mismatch = match (ret.as_str(), types.as_slice()) {
         ("int" | "long" | "long int", ["int", "struct filename *"]) => None,
-        (_, ["int", "struct filename *"]) => Some(format!("returns {ret}, the lessons read an int")),
-        _ => Some(format!("the lessons expect {}", EXPECTED_PROTOTYPE.replace("NAME", name))),
+        (_, ["int", "struct filename *"]) => {
+            Some(format!("returns {ret}, the lessons read an int"))
+        }
+        _ => Some(format!(
+            "the lessons expect {}",
+            EXPECTED_PROTOTYPE.replace("NAME", name)
+        )),
     };
-    Some(Function { name: name.to_string(), prototype, mismatch })
+    Some(Function {
+        name: name.to_string(),
+        prototype,
+        mismatch,
+    })
 }
 
 /// A type's C spelling, following modifiers and pointers (not deeper than a few levels).
 fn c_type(ty: &BtfType<'_>, depth: usize) -> String {
-    let name = || ty.name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let next = |depth| ty.next_type().map(|t| c_type(&t, depth)).unwrap_or_else(|| "void".into());
+    let name = || {
+        ty.name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    let next = |depth| {
+        ty.next_type()
+            .map(|t| c_type(&t, depth))
+            .unwrap_or_else(|| "void".into())
+    };
     if depth > 8 {
         return "...".into();
     }
@@ -87,7 +113,10 @@ mod tests {
     #[test]
     fn finds_both_names_and_their_prototypes() {
         let old = function(&fixture("debian-6.1-amd64"), "do_unlinkat").unwrap();
-        assert_eq!(old.prototype, "int do_unlinkat(int dfd, struct filename *name)");
+        assert_eq!(
+            old.prototype,
+            "int do_unlinkat(int dfd, struct filename *name)"
+        );
         assert_eq!(old.mismatch, None);
         let new = fixture("debian-7.2-amd64");
         assert!(function(&new, "do_unlinkat").is_none());

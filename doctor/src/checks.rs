@@ -42,12 +42,25 @@ pub fn survey(root: &SystemRoot, function: Option<&str>) -> Survey {
     let config_section = config_section(&config, uname.machine.as_deref(), &mut facts);
     let status_text = root.read_text("/proc/self/status").unwrap_or_default();
     let privileges = privileges(root, &status_text, &mut facts);
-    let kallsyms = root.read("/proc/kallsyms").map(|b| String::from_utf8_lossy(&b).into_owned());
+    let kallsyms = root
+        .read("/proc/kallsyms")
+        .map(|b| String::from_utf8_lossy(&b).into_owned());
     let (btf_section, function) = btf_section(root, function, kallsyms.as_deref().ok(), &mut facts);
     let tracing = tracing(root, function.as_deref(), &kallsyms, &mut facts);
 
-    let sections = vec![system, kernel, config_section, btf_section, tracing, privileges];
-    Survey { sections, facts, function }
+    let sections = vec![
+        system,
+        kernel,
+        config_section,
+        btf_section,
+        tracing,
+        privileges,
+    ];
+    Survey {
+        sections,
+        facts,
+        function,
+    }
 }
 
 fn uname(root: &SystemRoot, config: Option<&KernelConfig>) -> Uname {
@@ -57,10 +70,19 @@ fn uname(root: &SystemRoot, config: Option<&KernelConfig>) -> Uname {
         version: root.read_line("/proc/sys/kernel/version"),
         ..Uname::default()
     };
-    let from_file = root.read_line("/proc/sys/kernel/arch").map(|a| (failures::normalise_arch(&a), "/proc/sys/kernel/arch"));
-    let from_config = || config.and_then(KernelConfig::arch).map(|a| (a.to_string(), "the kernel config"));
+    let from_file = root
+        .read_line("/proc/sys/kernel/arch")
+        .map(|a| (failures::normalise_arch(&a), "/proc/sys/kernel/arch"));
+    let from_config = || {
+        config
+            .and_then(KernelConfig::arch)
+            .map(|a| (a.to_string(), "the kernel config"))
+    };
     // Before 6.1 there is no kernel.arch sysctl: natively the doctor's own architecture is the kernel's.
-    let native = || root.is_native().then(|| (std::env::consts::ARCH.to_string(), "this program's build"));
+    let native = || {
+        root.is_native()
+            .then(|| (std::env::consts::ARCH.to_string(), "this program's build"))
+    };
     if let Some((machine, source)) = from_file.or_else(from_config).or_else(native) {
         uname.machine = Some(machine);
         uname.machine_source = source;
@@ -75,20 +97,47 @@ fn system(root: &SystemRoot, uname: &Uname) -> Section {
             "system.kernel",
             "kernel (uname -srv)",
             Status::Info,
-            [ostype.as_deref(), Some(release.as_str()), version.as_deref()].into_iter().flatten().collect::<Vec<_>>().join(" "),
+            [
+                ostype.as_deref(),
+                Some(release.as_str()),
+                version.as_deref(),
+            ]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(" "),
         ),
-        (_, None, _) => Item::new("system.kernel", "kernel (uname -r)", Status::Warn, "unknown: /proc/sys/kernel/osrelease unreadable")
-            .advice("the version decides what works: check `uname -r` by hand"),
+        (_, None, _) => Item::new(
+            "system.kernel",
+            "kernel (uname -r)",
+            Status::Warn,
+            "unknown: /proc/sys/kernel/osrelease unreadable",
+        )
+        .advice("the version decides what works: check `uname -r` by hand"),
     };
     items.push(kernel);
     items.push(match &uname.machine {
-        Some(machine) => Item::new("system.machine", "machine (uname -m)", Status::Info, format!("{machine} (from {})", uname.machine_source)),
-        None => Item::new("system.machine", "machine (uname -m)", Status::Warn, "unknown")
-            .advice("a snapshot needs /proc/sys/kernel/arch or a kernel config (see doctor/README.md)"),
+        Some(machine) => Item::new(
+            "system.machine",
+            "machine (uname -m)",
+            Status::Info,
+            format!("{machine} (from {})", uname.machine_source),
+        ),
+        None => Item::new(
+            "system.machine",
+            "machine (uname -m)",
+            Status::Warn,
+            "unknown",
+        )
+        .advice("a snapshot needs /proc/sys/kernel/arch or a kernel config (see doctor/README.md)"),
     });
     let distribution = ["/etc/os-release", "/usr/lib/os-release"]
         .iter()
-        .find_map(|path| root.read_text(path).ok().and_then(|text| os_release::pretty_name(&os_release::parse(&text))));
+        .find_map(|path| {
+            root.read_text(path)
+                .ok()
+                .and_then(|text| os_release::pretty_name(&os_release::parse(&text)))
+        });
     items.push(Item::new(
         "system.distribution",
         "distribution",
@@ -100,7 +149,11 @@ fn system(root: &SystemRoot, uname: &Uname) -> Section {
         "system.environment",
         "environment",
         Status::Info,
-        if hints.is_empty() { "no container, WSL or VM hints".to_string() } else { hints.join("; ") },
+        if hints.is_empty() {
+            "no container, WSL or VM hints".to_string()
+        } else {
+            hints.join("; ")
+        },
     ));
     Section::new("system", "System", items)
 }
@@ -108,21 +161,33 @@ fn system(root: &SystemRoot, uname: &Uname) -> Section {
 /// Signs of a container, WSL or a virtual machine, for the bug report.
 fn environment_hints(root: &SystemRoot, uname: &Uname) -> Vec<String> {
     let mut hints = Vec::new();
-    for (path, hint) in [("/.dockerenv", "container (/.dockerenv)"), ("/run/.containerenv", "container (/run/.containerenv)")] {
+    for (path, hint) in [
+        ("/.dockerenv", "container (/.dockerenv)"),
+        ("/run/.containerenv", "container (/run/.containerenv)"),
+    ] {
         if root.exists(path) {
             hints.push(hint.to_string());
         }
     }
     let cgroup = root.read_text("/proc/1/cgroup").unwrap_or_default();
-    if let Some(engine) = ["docker", "kubepods", "containerd", "libpod", "lxc"].into_iter().find(|e| cgroup.contains(e)) {
+    if let Some(engine) = ["docker", "kubepods", "containerd", "libpod", "lxc"]
+        .into_iter()
+        .find(|e| cgroup.contains(e))
+    {
         hints.push(format!("container ({engine} in /proc/1/cgroup)"));
     }
     let mounts = mountinfo::parse(&root.read_text("/proc/self/mountinfo").unwrap_or_default());
-    if mounts.iter().any(|m| m.mount_point == "/" && m.fs_type == "overlay") {
+    if mounts
+        .iter()
+        .any(|m| m.mount_point == "/" && m.fs_type == "overlay")
+    {
         hints.push("container (/ is an overlay)".to_string());
     }
     let release = uname.release.as_deref().unwrap_or_default().to_lowercase();
-    if release.contains("microsoft") || release.contains("wsl") || root.exists("/proc/sys/fs/binfmt_misc/WSLInterop") {
+    if release.contains("microsoft")
+        || release.contains("wsl")
+        || root.exists("/proc/sys/fs/binfmt_misc/WSLInterop")
+    {
         hints.push("WSL".to_string());
     }
     let cmdline = root.read_text("/proc/cmdline").unwrap_or_default();
@@ -132,7 +197,9 @@ fn environment_hints(root: &SystemRoot, uname: &Uname) -> Vec<String> {
         hints.push("microVM (virtio-mmio devices on /proc/cmdline)".to_string());
     }
     let cpuinfo = root.read_text("/proc/cpuinfo").unwrap_or_default();
-    let hypervisor = cpuinfo.lines().any(|l| l.starts_with("flags") && l.split_whitespace().any(|f| f == "hypervisor"));
+    let hypervisor = cpuinfo
+        .lines()
+        .any(|l| l.starts_with("flags") && l.split_whitespace().any(|f| f == "hypervisor"));
     if hypervisor {
         let vendor = root.read_line("/sys/class/dmi/id/sys_vendor");
         hints.push(match vendor {
@@ -144,21 +211,48 @@ fn environment_hints(root: &SystemRoot, uname: &Uname) -> Vec<String> {
 }
 
 fn kernel(uname: &Uname, facts: &mut Facts) -> Section {
-    let version = uname.release.as_deref().and_then(failures::parse_kernel_version);
+    let version = uname
+        .release
+        .as_deref()
+        .and_then(failures::parse_kernel_version);
     facts.kernel_version = version;
     facts.arch = uname.machine.clone();
     let mut items = Vec::new();
     let (min_major, min_minor) = failures::LESSONS_MIN_VERSION;
     items.push(match version {
-        Some(v) if v >= failures::LESSONS_MIN_VERSION => {
-            Item::new("kernel.version", "version", Status::Ok, format!("{}.{} (the lessons need >= {min_major}.{min_minor})", v.0, v.1))
-        }
-        Some(v) => Item::new("kernel.version", "version", Status::Fail, format!("{}.{} (the lessons need >= {min_major}.{min_minor})", v.0, v.1))
-            .failure("kernel-too-old", Probe::Kprobe),
-        None => Item::new("kernel.version", "version", Status::Warn, format!("cannot parse {:?}", uname.release.as_deref().unwrap_or("")))
-            .advice("check `uname -r` by hand: the lessons need >= 5.8"),
+        Some(v) if v >= failures::LESSONS_MIN_VERSION => Item::new(
+            "kernel.version",
+            "version",
+            Status::Ok,
+            format!(
+                "{}.{} (the lessons need >= {min_major}.{min_minor})",
+                v.0, v.1
+            ),
+        ),
+        Some(v) => Item::new(
+            "kernel.version",
+            "version",
+            Status::Fail,
+            format!(
+                "{}.{} (the lessons need >= {min_major}.{min_minor})",
+                v.0, v.1
+            ),
+        )
+        .failure("kernel-too-old", Probe::Kprobe),
+        None => Item::new(
+            "kernel.version",
+            "version",
+            Status::Warn,
+            format!("cannot parse {:?}", uname.release.as_deref().unwrap_or("")),
+        )
+        .advice("check `uname -r` by hand: the lessons need >= 5.8"),
     });
-    items.push(Item::new("kernel.kprobe", "kprobe/kretprobe", Status::Ok, "any architecture, any version the lessons run on"));
+    items.push(Item::new(
+        "kernel.kprobe",
+        "kprobe/kretprobe",
+        Status::Ok,
+        "any architecture, any version the lessons run on",
+    ));
     let fentry = match (uname.machine.as_deref(), version) {
         (Some(arch), Some(v)) => match failures::fentry_needs(arch) {
             Some(needs) => {
@@ -173,10 +267,20 @@ fn kernel(uname: &Uname, facts: &mut Facts) -> Section {
                         .advice("the version is approximate: only the live check (`sudo unlink-doctor`) tells"),
                 }
             }
-            None => Item::new("kernel.fentry", "fentry/fexit", Status::Warn, format!("{arch}: no known BPF trampoline support"))
-                .advice("only the live check (`sudo unlink-doctor`) tells"),
+            None => Item::new(
+                "kernel.fentry",
+                "fentry/fexit",
+                Status::Warn,
+                format!("{arch}: no known BPF trampoline support"),
+            )
+            .advice("only the live check (`sudo unlink-doctor`) tells"),
         },
-        _ => Item::new("kernel.fentry", "fentry/fexit", Status::Skipped, "unknown architecture or version"),
+        _ => Item::new(
+            "kernel.fentry",
+            "fentry/fexit",
+            Status::Skipped,
+            "unknown architecture or version",
+        ),
     };
     items.push(fentry);
     Section::new("kernel", "Kernel version", items)
@@ -190,7 +294,11 @@ pub struct ConfigSearch {
 }
 
 pub fn find_config(root: &SystemRoot, release: &str) -> ConfigSearch {
-    let mut search = ConfigSearch { found: None, unusable: Vec::new(), tried: config::candidates(release) };
+    let mut search = ConfigSearch {
+        found: None,
+        unusable: Vec::new(),
+        tried: config::candidates(release),
+    };
     for path in &search.tried {
         match root.read(path) {
             Ok(bytes) => match config::decode(&bytes) {
@@ -207,25 +315,117 @@ pub fn find_config(root: &SystemRoot, release: &str) -> ConfigSearch {
     search
 }
 
-/// The options the lessons depend on; `None` for a lesson: informational.
-const OPTIONS: &[(&str, Option<(&str, Probe)>, &str)] = &[
-    ("BPF", Some(("no-bpf-syscall", Probe::Kprobe)), "both lessons"),
-    ("BPF_SYSCALL", Some(("no-bpf-syscall", Probe::Kprobe)), "both lessons: the bpf() system call"),
-    ("BPF_JIT", Some(("fentry-not-supported", Probe::Fentry)), "lesson-03: trampolines are JIT code"),
-    ("DEBUG_INFO_BTF", Some(("no-btf", Probe::Kprobe)), "both lessons: CO-RE and fentry need kernel BTF"),
-    ("KPROBES", Some(("no-kprobes", Probe::Kprobe)), "lesson-02"),
-    ("KPROBE_EVENTS", Some(("no-kprobes", Probe::Kprobe)), "lesson-02: the kprobe PMU and kprobe_events"),
-    ("BPF_EVENTS", Some(("no-kprobes", Probe::Kprobe)), "lesson-02: BPF programs on kprobes"),
-    ("FTRACE", None, "tracefs and function tracing"),
-    ("FUNCTION_TRACER", Some(("fentry-busy", Probe::Fentry)), "lesson-03"),
-    ("DYNAMIC_FTRACE", Some(("fentry-busy", Probe::Fentry)), "lesson-03"),
-    ("DYNAMIC_FTRACE_WITH_DIRECT_CALLS", Some(("fentry-not-supported", Probe::Fentry)), "lesson-03: trampolines on kernel functions"),
+/// A kernel option a lesson depends on.
+#[derive(Clone, Copy)]
+struct ConfigOption {
+    name: &'static str,
+    /// The item's stable id.
+    id: &'static str,
+    /// The catalogue entry when it is not set, and the lesson it breaks; `None`: informational.
+    failure: Option<(&'static str, Probe)>,
+    needed_by: &'static str,
+}
+
+const fn option(
+    name: &'static str,
+    id: &'static str,
+    failure: Option<(&'static str, Probe)>,
+    needed_by: &'static str,
+) -> ConfigOption {
+    ConfigOption {
+        name,
+        id,
+        failure,
+        needed_by,
+    }
+}
+
+const OPTIONS: &[ConfigOption] = &[
+    option(
+        "BPF",
+        "config.bpf",
+        Some(("no-bpf-syscall", Probe::Kprobe)),
+        "both lessons",
+    ),
+    option(
+        "BPF_SYSCALL",
+        "config.bpf_syscall",
+        Some(("no-bpf-syscall", Probe::Kprobe)),
+        "both lessons: the bpf() system call",
+    ),
+    option(
+        "BPF_JIT",
+        "config.bpf_jit",
+        Some(("fentry-not-supported", Probe::Fentry)),
+        "lesson-03: trampolines are JIT code",
+    ),
+    option(
+        "DEBUG_INFO_BTF",
+        "config.debug_info_btf",
+        Some(("no-btf", Probe::Kprobe)),
+        "both lessons: CO-RE and fentry need kernel BTF",
+    ),
+    option(
+        "KPROBES",
+        "config.kprobes",
+        Some(("no-kprobes", Probe::Kprobe)),
+        "lesson-02",
+    ),
+    option(
+        "KPROBE_EVENTS",
+        "config.kprobe_events",
+        Some(("no-kprobes", Probe::Kprobe)),
+        "lesson-02: the kprobe PMU and kprobe_events",
+    ),
+    option(
+        "BPF_EVENTS",
+        "config.bpf_events",
+        Some(("no-kprobes", Probe::Kprobe)),
+        "lesson-02: BPF programs on kprobes",
+    ),
+    option(
+        "FTRACE",
+        "config.ftrace",
+        None,
+        "tracefs and function tracing",
+    ),
+    option(
+        "FUNCTION_TRACER",
+        "config.function_tracer",
+        Some(("fentry-busy", Probe::Fentry)),
+        "lesson-03",
+    ),
+    option(
+        "DYNAMIC_FTRACE",
+        "config.dynamic_ftrace",
+        Some(("fentry-busy", Probe::Fentry)),
+        "lesson-03",
+    ),
+    option(
+        "DYNAMIC_FTRACE_WITH_DIRECT_CALLS",
+        "config.dynamic_ftrace_with_direct_calls",
+        Some(("fentry-not-supported", Probe::Fentry)),
+        "lesson-03: trampolines on kernel functions",
+    ),
 ];
+
+/// arm64 attaches trampolines through ftrace's argument passing as well.
+const ARM64_OPTION: ConfigOption = option(
+    "DYNAMIC_FTRACE_WITH_ARGS",
+    "config.dynamic_ftrace_with_args",
+    Some(("fentry-not-supported", Probe::Fentry)),
+    "lesson-03 on arm64 (with direct calls)",
+);
 
 fn config_section(search: &ConfigSearch, arch: Option<&str>, facts: &mut Facts) -> Section {
     let mut items = Vec::new();
     for (path, why) in &search.unusable {
-        items.push(Item::new("config.unusable", format!("config {path}"), Status::Warn, format!("unusable: {why}")));
+        items.push(Item::new(
+            "config.unusable",
+            format!("config {path}"),
+            Status::Warn,
+            format!("unusable: {why}"),
+        ));
     }
     let Some((path, config)) = &search.found else {
         items.push(
@@ -234,47 +434,43 @@ fn config_section(search: &ConfigSearch, arch: Option<&str>, facts: &mut Facts) 
         );
         return Section::new("config", "Kernel config", items);
     };
-    items.push(Item::new("config.source", "kernel config", Status::Ok, path.clone()));
+    items.push(Item::new(
+        "config.source",
+        "kernel config",
+        Status::Ok,
+        path.clone(),
+    ));
     let on = |name: &str| config.enabled(name);
     facts.config_bpf_syscall = Some(on("BPF") && on("BPF_SYSCALL"));
     facts.config_kprobes = Some(on("KPROBES") && on("KPROBE_EVENTS"));
     facts.config_ftrace = Some(on("FUNCTION_TRACER") && on("DYNAMIC_FTRACE"));
     facts.config_direct_calls = Some(on("DYNAMIC_FTRACE_WITH_DIRECT_CALLS"));
-    let mut options: Vec<(&str, Option<(&str, Probe)>, &str)> = OPTIONS.to_vec();
+    let mut options = OPTIONS.to_vec();
     if arch == Some("aarch64") {
-        options.push(("DYNAMIC_FTRACE_WITH_ARGS", Some(("fentry-not-supported", Probe::Fentry)), "lesson-03 on arm64 (with direct calls)"));
+        options.push(ARM64_OPTION);
     }
-    for (name, failure, needed_by) in options {
+    for ConfigOption {
+        name,
+        id,
+        failure,
+        needed_by,
+    } in options
+    {
         let label = format!("CONFIG_{name}");
         let item = match (config.get(name), failure) {
-            (Some(value), _) => Item::new(config_id(name), label, Status::Ok, value.to_string()),
-            (None, Some((id, probe))) => {
-                Item::new(config_id(name), label, Status::Fail, format!("not set (needed by {needed_by})")).failure(id, probe)
-            }
-            (None, None) => Item::new(config_id(name), label, Status::Warn, format!("not set ({needed_by})")),
+            (Some(value), _) => Item::new(id, label, Status::Ok, value.to_string()),
+            (None, Some((failure, probe))) => Item::new(
+                id,
+                label,
+                Status::Fail,
+                format!("not set (needed by {needed_by})"),
+            )
+            .failure(failure, probe),
+            (None, None) => Item::new(id, label, Status::Warn, format!("not set ({needed_by})")),
         };
         items.push(item);
     }
     Section::new("config", "Kernel config", items)
-}
-
-/// Stable ids for the config items: `config.kprobes` for CONFIG_KPROBES.
-fn config_id(name: &str) -> &'static str {
-    match name {
-        "BPF" => "config.bpf",
-        "BPF_SYSCALL" => "config.bpf_syscall",
-        "BPF_JIT" => "config.bpf_jit",
-        "DEBUG_INFO_BTF" => "config.debug_info_btf",
-        "KPROBES" => "config.kprobes",
-        "KPROBE_EVENTS" => "config.kprobe_events",
-        "BPF_EVENTS" => "config.bpf_events",
-        "FTRACE" => "config.ftrace",
-        "FUNCTION_TRACER" => "config.function_tracer",
-        "DYNAMIC_FTRACE" => "config.dynamic_ftrace",
-        "DYNAMIC_FTRACE_WITH_DIRECT_CALLS" => "config.dynamic_ftrace_with_direct_calls",
-        "DYNAMIC_FTRACE_WITH_ARGS" => "config.dynamic_ftrace_with_args",
-        _ => "config.option",
-    }
 }
 
 /// The BTF section; also picks the function when `--function` was not given.
@@ -299,16 +495,27 @@ fn btf_section(
         }
         Err(why) => {
             let missing = !root.exists(path);
-            let value = if missing { "missing".to_string() } else { format!("unusable: {why}") };
-            items.push(Item::new("btf.vmlinux", path, Status::Fail, value).failure("no-btf", Probe::Fentry));
-            let function = requested
-                .map(str::to_string)
-                .or_else(|| UNLINK_FUNCTIONS.iter().find_map(|name| in_kallsyms(name)).map(|s| base_name(&s).to_string()));
+            let value = if missing {
+                "missing".to_string()
+            } else {
+                format!("unusable: {why}")
+            };
+            items.push(
+                Item::new("btf.vmlinux", path, Status::Fail, value)
+                    .failure("no-btf", Probe::Fentry),
+            );
+            let function = requested.map(str::to_string).or_else(|| {
+                UNLINK_FUNCTIONS
+                    .iter()
+                    .find_map(|name| in_kallsyms(name))
+                    .map(|s| base_name(&s).to_string())
+            });
             return (Section::new("btf", "BTF", items), function);
         }
     };
     let found = match requested {
-        Some(name) => btf::function(&btf, name).ok_or_else(|| format!("{name} (given with --function) is not in BTF")),
+        Some(name) => btf::function(&btf, name)
+            .ok_or_else(|| format!("{name} (given with --function) is not in BTF")),
         None => UNLINK_FUNCTIONS
             .iter()
             .find_map(|name| btf::function(&btf, name))
@@ -317,7 +524,12 @@ fn btf_section(
     facts.function_in_btf = Some(found.is_ok());
     let function = match found {
         Ok(function) => {
-            items.push(Item::new("btf.function", "unlink function", Status::Ok, function.prototype.clone()));
+            items.push(Item::new(
+                "btf.function",
+                "unlink function",
+                Status::Ok,
+                function.prototype.clone(),
+            ));
             items.push(match &function.mismatch {
                 None => Item::new("btf.prototype", "matches the lessons", Status::Ok, "(int dfd, struct filename *name)"),
                 Some(why) => Item::new("btf.prototype", "matches the lessons", Status::Warn, why.clone())
@@ -326,10 +538,16 @@ fn btf_section(
             Some(function.name)
         }
         Err(why) => {
-            items.push(Item::new("btf.function", "unlink function", Status::Fail, why).failure("function-not-found", Probe::Fentry));
-            requested
-                .map(str::to_string)
-                .or_else(|| UNLINK_FUNCTIONS.iter().find_map(|name| in_kallsyms(name)).map(|s| base_name(&s).to_string()))
+            items.push(
+                Item::new("btf.function", "unlink function", Status::Fail, why)
+                    .failure("function-not-found", Probe::Fentry),
+            );
+            requested.map(str::to_string).or_else(|| {
+                UNLINK_FUNCTIONS
+                    .iter()
+                    .find_map(|name| in_kallsyms(name))
+                    .map(|s| base_name(&s).to_string())
+            })
         }
     };
     (Section::new("btf", "BTF", items), function)
@@ -345,21 +563,32 @@ pub fn kallsyms_lookup(kallsyms: &str, name: &str) -> Option<String> {
     let mut suffixed = None;
     for line in kallsyms.lines() {
         let mut fields = line.split_whitespace();
-        let (Some(kind), Some(symbol)) = (fields.nth(1), fields.next()) else { continue };
+        let (Some(kind), Some(symbol)) = (fields.nth(1), fields.next()) else {
+            continue;
+        };
         if !matches!(kind, "T" | "t") {
             continue;
         }
         if symbol == name {
             return Some(symbol.to_string());
         }
-        if suffixed.is_none() && symbol.strip_prefix(name).is_some_and(|rest| rest.starts_with('.')) {
+        if suffixed.is_none()
+            && symbol
+                .strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with('.'))
+        {
             suffixed = Some(symbol.to_string());
         }
     }
     suffixed
 }
 
-fn tracing(root: &SystemRoot, function: Option<&str>, kallsyms: &Result<String, ReadError>, facts: &mut Facts) -> Section {
+fn tracing(
+    root: &SystemRoot,
+    function: Option<&str>,
+    kallsyms: &Result<String, ReadError>,
+    facts: &mut Facts,
+) -> Section {
     let mut items = Vec::new();
     let mounts = mountinfo::parse(&root.read_text("/proc/self/mountinfo").unwrap_or_default());
     let tracefs = mountinfo::mount_points(&mounts, "tracefs");
@@ -369,14 +598,24 @@ fn tracing(root: &SystemRoot, function: Option<&str>, kallsyms: &Result<String, 
         .iter()
         .map(|p| p.to_string())
         .chain(debugfs.iter().map(|p| format!("{p}/tracing")))
-        .find(|dir| root.exists(&format!("{dir}/trace_pipe")) || root.exists(&format!("{dir}/tracing_on")) || tracefs.contains(&dir.as_str()));
+        .find(|dir| {
+            root.exists(&format!("{dir}/trace_pipe"))
+                || root.exists(&format!("{dir}/tracing_on"))
+                || tracefs.contains(&dir.as_str())
+        });
     items.push(match tracefs.is_empty() {
         false => Item::new("tracing.tracefs", "tracefs", Status::Ok, tracefs.join(", ")),
-        true => Item::new("tracing.tracefs", "tracefs", Status::Warn, "not mounted").failure("tracefs-unavailable", Probe::Kprobe),
+        true => Item::new("tracing.tracefs", "tracefs", Status::Warn, "not mounted")
+            .failure("tracefs-unavailable", Probe::Kprobe),
     });
     items.push(match debugfs.is_empty() {
         false => Item::new("tracing.debugfs", "debugfs", Status::Ok, debugfs.join(", ")),
-        true => Item::new("tracing.debugfs", "debugfs", Status::Info, "not mounted (only the kprobe blacklist lives there)"),
+        true => Item::new(
+            "tracing.debugfs",
+            "debugfs",
+            Status::Info,
+            "not mounted (only the kprobe blacklist lives there)",
+        ),
     });
 
     let function_label = function.unwrap_or("the unlink function");
@@ -386,97 +625,242 @@ fn tracing(root: &SystemRoot, function: Option<&str>, kallsyms: &Result<String, 
         Ok(text) => match function.and_then(|f| kallsyms_lookup(text, f)) {
             Some(symbol) => {
                 facts.function_in_kallsyms = Some(true);
-                Item::new("tracing.kallsyms", "/proc/kallsyms", Status::Ok, format!("{symbol} is a text symbol"))
+                Item::new(
+                    "tracing.kallsyms",
+                    "/proc/kallsyms",
+                    Status::Ok,
+                    format!("{symbol} is a text symbol"),
+                )
             }
             None => {
                 facts.function_in_kallsyms = Some(false);
-                Item::new("tracing.kallsyms", "/proc/kallsyms", Status::Fail, format!("no text symbol {function_label}"))
-                    .failure("function-not-found", Probe::Kprobe)
+                Item::new(
+                    "tracing.kallsyms",
+                    "/proc/kallsyms",
+                    Status::Fail,
+                    format!("no text symbol {function_label}"),
+                )
+                .failure("function-not-found", Probe::Kprobe)
             }
         },
-        Err(err) => Item::new("tracing.kallsyms", "/proc/kallsyms", Status::Warn, format!("unreadable: {err}")),
+        Err(err) => Item::new(
+            "tracing.kallsyms",
+            "/proc/kallsyms",
+            Status::Warn,
+            format!("unreadable: {err}"),
+        ),
     });
     items.push(match facts.kprobe_pmu {
-        true => Item::new("tracing.kprobe_pmu", "kprobe PMU", Status::Ok, "/sys/bus/event_source/devices/kprobe"),
-        false => Item::new("tracing.kprobe_pmu", "kprobe PMU", Status::Fail, "missing (/sys/bus/event_source/devices/kprobe)")
-            .failure("no-kprobes", Probe::Kprobe),
+        true => Item::new(
+            "tracing.kprobe_pmu",
+            "kprobe PMU",
+            Status::Ok,
+            "/sys/bus/event_source/devices/kprobe",
+        ),
+        false => Item::new(
+            "tracing.kprobe_pmu",
+            "kprobe PMU",
+            Status::Fail,
+            "missing (/sys/bus/event_source/devices/kprobe)",
+        )
+        .failure("no-kprobes", Probe::Kprobe),
     });
-    let kprobe_events = tracing_dir.as_ref().map(|dir| format!("{dir}/kprobe_events"));
+    let kprobe_events = tracing_dir
+        .as_ref()
+        .map(|dir| format!("{dir}/kprobe_events"));
     facts.kprobe_events = kprobe_events.as_ref().is_some_and(|path| root.exists(path));
     items.push(match (&kprobe_events, facts.kprobe_events) {
-        (Some(path), true) => Item::new("tracing.kprobe_events", "kprobe_events", Status::Ok, path.clone()),
-        (Some(path), false) => Item::new("tracing.kprobe_events", "kprobe_events", Status::Info, format!("{path} missing")),
-        (None, _) => Item::new("tracing.kprobe_events", "kprobe_events", Status::Skipped, "tracefs not mounted"),
+        (Some(path), true) => Item::new(
+            "tracing.kprobe_events",
+            "kprobe_events",
+            Status::Ok,
+            path.clone(),
+        ),
+        (Some(path), false) => Item::new(
+            "tracing.kprobe_events",
+            "kprobe_events",
+            Status::Info,
+            format!("{path} missing"),
+        ),
+        (None, _) => Item::new(
+            "tracing.kprobe_events",
+            "kprobe_events",
+            Status::Skipped,
+            "tracefs not mounted",
+        ),
     });
     if !facts.kprobe_pmu && facts.kprobe_events {
         // libbpf falls back to the legacy interface: lesson-02 still works.
         if let Some(item) = items.iter_mut().find(|i| i.id == "tracing.kprobe_pmu") {
-            *item = Item::new("tracing.kprobe_pmu", "kprobe PMU", Status::Warn, "missing; libbpf will use kprobe_events instead");
+            *item = Item::new(
+                "tracing.kprobe_pmu",
+                "kprobe PMU",
+                Status::Warn,
+                "missing; libbpf will use kprobe_events instead",
+            );
         }
     }
 
     let privileged = facts.privileged;
-    let filter_functions = tracing_dir.as_ref().map(|dir| format!("{dir}/available_filter_functions"));
+    let filter_functions = tracing_dir
+        .as_ref()
+        .map(|dir| format!("{dir}/available_filter_functions"));
     items.push(match (&filter_functions, function) {
-        (None, _) => Item::new("tracing.filter_functions", "available_filter_functions", Status::Skipped, "tracefs not mounted")
-            .advice("mount it to check: `sudo mount -t tracefs nodev /sys/kernel/tracing`"),
-        (Some(_), None) => Item::new("tracing.filter_functions", "available_filter_functions", Status::Skipped, "no function to look for"),
+        (None, _) => Item::new(
+            "tracing.filter_functions",
+            "available_filter_functions",
+            Status::Skipped,
+            "tracefs not mounted",
+        )
+        .advice("mount it to check: `sudo mount -t tracefs nodev /sys/kernel/tracing`"),
+        (Some(_), None) => Item::new(
+            "tracing.filter_functions",
+            "available_filter_functions",
+            Status::Skipped,
+            "no function to look for",
+        ),
         (Some(path), Some(function)) => match root.read_text(path) {
             Ok(text) => {
-                let listed = text.lines().any(|line| line.split_whitespace().next().map(base_name) == Some(function));
+                let listed = text
+                    .lines()
+                    .any(|line| line.split_whitespace().next().map(base_name) == Some(function));
                 facts.function_traceable = Some(listed);
                 match listed {
-                    true => Item::new("tracing.filter_functions", "available_filter_functions", Status::Ok, format!("lists {function}")),
-                    false => Item::new("tracing.filter_functions", "available_filter_functions", Status::Fail, format!("does not list {function} (notrace)"))
-                        .failure("not-traceable", Probe::Fentry),
+                    true => Item::new(
+                        "tracing.filter_functions",
+                        "available_filter_functions",
+                        Status::Ok,
+                        format!("lists {function}"),
+                    ),
+                    false => Item::new(
+                        "tracing.filter_functions",
+                        "available_filter_functions",
+                        Status::Fail,
+                        format!("does not list {function} (notrace)"),
+                    )
+                    .failure("not-traceable", Probe::Fentry),
                 }
             }
             Err(err) if err.is_permission() && privileged => {
                 facts.function_tracing_locked = true;
-                Item::new("tracing.filter_functions", "available_filter_functions", Status::Fail, format!("unreadable although privileged: {err}"))
-                    .failure("tracing-refused", Probe::Fentry)
+                Item::new(
+                    "tracing.filter_functions",
+                    "available_filter_functions",
+                    Status::Fail,
+                    format!("unreadable although privileged: {err}"),
+                )
+                .failure("tracing-refused", Probe::Fentry)
             }
-            Err(err) if err.is_permission() => {
-                Item::new("tracing.filter_functions", "available_filter_functions", Status::Skipped, format!("unreadable: {err}"))
-                    .advice("needs root: `sudo unlink-doctor`")
-            }
-            Err(err) => Item::new("tracing.filter_functions", "available_filter_functions", Status::Warn, format!("unreadable: {err}")),
+            Err(err) if err.is_permission() => Item::new(
+                "tracing.filter_functions",
+                "available_filter_functions",
+                Status::Skipped,
+                format!("unreadable: {err}"),
+            )
+            .advice("needs root: `sudo unlink-doctor`"),
+            Err(err) => Item::new(
+                "tracing.filter_functions",
+                "available_filter_functions",
+                Status::Warn,
+                format!("unreadable: {err}"),
+            ),
         },
     });
-    let blacklist = debugfs.first().map(|dir| format!("{dir}/kprobes/blacklist"));
+    let blacklist = debugfs
+        .first()
+        .map(|dir| format!("{dir}/kprobes/blacklist"));
     items.push(match (&blacklist, function) {
-        (None, _) => Item::new("tracing.kprobe_blacklist", "kprobe blacklist", Status::Skipped, "debugfs not mounted"),
-        (Some(_), None) => Item::new("tracing.kprobe_blacklist", "kprobe blacklist", Status::Skipped, "no function to look for"),
+        (None, _) => Item::new(
+            "tracing.kprobe_blacklist",
+            "kprobe blacklist",
+            Status::Skipped,
+            "debugfs not mounted",
+        ),
+        (Some(_), None) => Item::new(
+            "tracing.kprobe_blacklist",
+            "kprobe blacklist",
+            Status::Skipped,
+            "no function to look for",
+        ),
         (Some(path), Some(function)) => match root.read_text(path) {
             Ok(text) => {
-                let listed = text.lines().any(|line| line.split_whitespace().nth(1) == Some(function));
+                let listed = text
+                    .lines()
+                    .any(|line| line.split_whitespace().nth(1) == Some(function));
                 facts.kprobe_blacklisted = Some(listed);
                 match listed {
-                    false => Item::new("tracing.kprobe_blacklist", "kprobe blacklist", Status::Ok, format!("{function} not listed")),
-                    true => Item::new("tracing.kprobe_blacklist", "kprobe blacklist", Status::Fail, format!("{function} is listed"))
-                        .failure("not-traceable", Probe::Kprobe),
+                    false => Item::new(
+                        "tracing.kprobe_blacklist",
+                        "kprobe blacklist",
+                        Status::Ok,
+                        format!("{function} not listed"),
+                    ),
+                    true => Item::new(
+                        "tracing.kprobe_blacklist",
+                        "kprobe blacklist",
+                        Status::Fail,
+                        format!("{function} is listed"),
+                    )
+                    .failure("not-traceable", Probe::Kprobe),
                 }
             }
-            Err(ReadError::Missing) => Item::new("tracing.kprobe_blacklist", "kprobe blacklist", Status::Info, format!("{path} missing")),
-            Err(err) if err.is_permission() && !privileged => {
-                Item::new("tracing.kprobe_blacklist", "kprobe blacklist", Status::Skipped, format!("unreadable: {err}"))
-                    .advice("needs root: `sudo unlink-doctor`")
-            }
-            Err(err) => Item::new("tracing.kprobe_blacklist", "kprobe blacklist", Status::Warn, format!("unreadable: {err}")),
+            Err(ReadError::Missing) => Item::new(
+                "tracing.kprobe_blacklist",
+                "kprobe blacklist",
+                Status::Info,
+                format!("{path} missing"),
+            ),
+            Err(err) if err.is_permission() && !privileged => Item::new(
+                "tracing.kprobe_blacklist",
+                "kprobe blacklist",
+                Status::Skipped,
+                format!("unreadable: {err}"),
+            )
+            .advice("needs root: `sudo unlink-doctor`"),
+            Err(err) => Item::new(
+                "tracing.kprobe_blacklist",
+                "kprobe blacklist",
+                Status::Warn,
+                format!("unreadable: {err}"),
+            ),
         },
     });
-    items.push(match tracing_dir.as_ref().map(|dir| root.read_line(&format!("{dir}/tracing_on"))) {
-        None => Item::new("tracing.tracing_on", "tracing_on", Status::Skipped, "tracefs not mounted"),
-        Some(Some(on)) if on == "1" => Item::new("tracing.tracing_on", "tracing_on", Status::Ok, "1"),
-        Some(Some(off)) => Item::new("tracing.tracing_on", "tracing_on", Status::Warn, off)
-            .advice("--printk output stays silent: `echo 1 | sudo tee /sys/kernel/tracing/tracing_on`"),
-        Some(None) => Item::new("tracing.tracing_on", "tracing_on", Status::Skipped, "unreadable (needs root)"),
-    });
+    items.push(
+        match tracing_dir
+            .as_ref()
+            .map(|dir| root.read_line(&format!("{dir}/tracing_on")))
+        {
+            None => Item::new(
+                "tracing.tracing_on",
+                "tracing_on",
+                Status::Skipped,
+                "tracefs not mounted",
+            ),
+            Some(Some(on)) if on == "1" => {
+                Item::new("tracing.tracing_on", "tracing_on", Status::Ok, "1")
+            }
+            Some(Some(off)) => Item::new("tracing.tracing_on", "tracing_on", Status::Warn, off)
+                .advice(
+                "--printk output stays silent: `echo 1 | sudo tee /sys/kernel/tracing/tracing_on`",
+            ),
+            Some(None) => Item::new(
+                "tracing.tracing_on",
+                "tracing_on",
+                Status::Skipped,
+                "unreadable (needs root)",
+            ),
+        },
+    );
     let patches = root.list("/sys/kernel/livepatch");
     if !patches.is_empty() {
         items.push(
-            Item::new("tracing.livepatch", "livepatches", Status::Warn, patches.join(", "))
-                .advice("a livepatch on the function makes kprobes fail with EBUSY"),
+            Item::new(
+                "tracing.livepatch",
+                "livepatches",
+                Status::Warn,
+                patches.join(", "),
+            )
+            .advice("a livepatch on the function makes kprobes fail with EBUSY"),
         );
     }
     Section::new("tracing", "Tracing", items)
@@ -486,14 +870,24 @@ const CAP_SYS_RESOURCE: u32 = 24;
 
 fn privileges(root: &SystemRoot, status: &str, facts: &mut Facts) -> Section {
     let mut items = Vec::new();
-    let euid: Option<u32> =
-        failures::status_field(status, "Uid:").and_then(|uids| uids.split_whitespace().nth(1)?.parse().ok());
+    let euid: Option<u32> = failures::status_field(status, "Uid:")
+        .and_then(|uids| uids.split_whitespace().nth(1)?.parse().ok());
     facts.euid = euid;
     items.push(match euid {
         Some(0) => Item::new("privileges.euid", "effective uid", Status::Ok, "0 (root)"),
-        Some(uid) => Item::new("privileges.euid", "effective uid", Status::Warn, format!("{uid} (not root)"))
-            .advice("the lessons and the live check need root: `sudo unlink-doctor`"),
-        None => Item::new("privileges.euid", "effective uid", Status::Warn, "unknown (/proc/self/status unreadable)"),
+        Some(uid) => Item::new(
+            "privileges.euid",
+            "effective uid",
+            Status::Warn,
+            format!("{uid} (not root)"),
+        )
+        .advice("the lessons and the live check need root: `sudo unlink-doctor`"),
+        None => Item::new(
+            "privileges.euid",
+            "effective uid",
+            Status::Warn,
+            "unknown (/proc/self/status unreadable)",
+        ),
     });
     let uid_map = root.read_text("/proc/self/uid_map").unwrap_or_default();
     facts.user_namespace = failures::uid_map_is_namespaced(&uid_map);
@@ -502,39 +896,92 @@ fn privileges(root: &SystemRoot, status: &str, facts: &mut Facts) -> Section {
     let cap_names = |caps: u64| {
         [("CAP_BPF", 39), ("CAP_PERFMON", 38), ("CAP_SYS_ADMIN", 21)]
             .iter()
-            .map(|(name, bit)| format!("{name} {}", if caps & (1u64 << bit) != 0 { "yes" } else { "no" }))
+            .map(|(name, bit)| {
+                format!(
+                    "{name} {}",
+                    if caps & (1u64 << bit) != 0 {
+                        "yes"
+                    } else {
+                        "no"
+                    }
+                )
+            })
             .collect::<Vec<_>>()
             .join(", ")
     };
     items.push(match caps {
-        Some(caps) if failures::capabilities_suffice(caps) => {
-            Item::new("privileges.capabilities", "effective capabilities", Status::Ok, format!("{} (CapEff {caps:016x})", cap_names(caps)))
-        }
+        Some(caps) if failures::capabilities_suffice(caps) => Item::new(
+            "privileges.capabilities",
+            "effective capabilities",
+            Status::Ok,
+            format!("{} (CapEff {caps:016x})", cap_names(caps)),
+        ),
         Some(caps) => {
-            let item = Item::new("privileges.capabilities", "effective capabilities", Status::Fail, format!("{} (CapEff {caps:016x})", cap_names(caps)));
+            let item = Item::new(
+                "privileges.capabilities",
+                "effective capabilities",
+                Status::Fail,
+                format!("{} (CapEff {caps:016x})", cap_names(caps)),
+            );
             match euid {
                 Some(0) => item.failure("container-restricted", Probe::Kprobe),
                 _ => item.failure("not-privileged", Probe::Kprobe),
             }
         }
-        None => Item::new("privileges.capabilities", "effective capabilities", Status::Warn, "unknown (no CapEff in /proc/self/status)"),
+        None => Item::new(
+            "privileges.capabilities",
+            "effective capabilities",
+            Status::Warn,
+            "unknown (no CapEff in /proc/self/status)",
+        ),
     });
     items.push(match facts.user_namespace {
-        false => Item::new("privileges.user_namespace", "user namespace", Status::Ok, "initial"),
-        true => Item::new("privileges.user_namespace", "user namespace", Status::Fail, format!("not the initial one (uid_map {})", uid_map.split_whitespace().collect::<Vec<_>>().join(" ")))
-            .failure("container-restricted", Probe::Kprobe),
+        false => Item::new(
+            "privileges.user_namespace",
+            "user namespace",
+            Status::Ok,
+            "initial",
+        ),
+        true => Item::new(
+            "privileges.user_namespace",
+            "user namespace",
+            Status::Fail,
+            format!(
+                "not the initial one (uid_map {})",
+                uid_map.split_whitespace().collect::<Vec<_>>().join(" ")
+            ),
+        )
+        .failure("container-restricted", Probe::Kprobe),
     });
     facts.seccomp = failures::status_field(status, "Seccomp:").and_then(|mode| mode.parse().ok());
     items.push(match facts.seccomp {
         Some(0) => Item::new("privileges.seccomp", "seccomp", Status::Ok, "off"),
-        Some(2) => Item::new("privileges.seccomp", "seccomp", Status::Warn, "filter (mode 2)")
-            .advice("a container's seccomp profile can block bpf() with EPERM"),
-        Some(mode) => Item::new("privileges.seccomp", "seccomp", Status::Warn, format!("mode {mode}")),
+        Some(2) => Item::new(
+            "privileges.seccomp",
+            "seccomp",
+            Status::Warn,
+            "filter (mode 2)",
+        )
+        .advice("a container's seccomp profile can block bpf() with EPERM"),
+        Some(mode) => Item::new(
+            "privileges.seccomp",
+            "seccomp",
+            Status::Warn,
+            format!("mode {mode}"),
+        ),
         None => Item::new("privileges.seccomp", "seccomp", Status::Info, "unknown"),
     });
     for (id, path, note) in [
-        ("privileges.unprivileged_bpf_disabled", "/proc/sys/kernel/unprivileged_bpf_disabled", "tracing programs need privileges whatever it says"),
-        ("privileges.perf_event_paranoid", "/proc/sys/kernel/perf_event_paranoid", "root and CAP_PERFMON are exempt"),
+        (
+            "privileges.unprivileged_bpf_disabled",
+            "/proc/sys/kernel/unprivileged_bpf_disabled",
+            "tracing programs need privileges whatever it says",
+        ),
+        (
+            "privileges.perf_event_paranoid",
+            "/proc/sys/kernel/perf_event_paranoid",
+            "root and CAP_PERFMON are exempt",
+        ),
     ] {
         let label = path.rsplit('/').next().unwrap_or(path);
         items.push(match root.read_line(path) {
@@ -543,29 +990,68 @@ fn privileges(root: &SystemRoot, status: &str, facts: &mut Facts) -> Section {
         });
     }
     let lockdown = root.read_line("/sys/kernel/security/lockdown");
-    facts.lockdown_confidentiality = lockdown.as_deref().is_some_and(|l| l.contains("[confidentiality]"));
+    facts.lockdown_confidentiality = lockdown
+        .as_deref()
+        .is_some_and(|l| l.contains("[confidentiality]"));
     items.push(match lockdown {
         Some(mode) if facts.lockdown_confidentiality => {
-            Item::new("privileges.lockdown", "lockdown", Status::Fail, mode).failure("lockdown", Probe::Kprobe)
+            Item::new("privileges.lockdown", "lockdown", Status::Fail, mode)
+                .failure("lockdown", Probe::Kprobe)
         }
         Some(mode) => Item::new("privileges.lockdown", "lockdown", Status::Ok, mode),
-        None => Item::new("privileges.lockdown", "lockdown", Status::Info, "unknown (securityfs not mounted, or no lockdown LSM)"),
+        None => Item::new(
+            "privileges.lockdown",
+            "lockdown",
+            Status::Info,
+            "unknown (securityfs not mounted, or no lockdown LSM)",
+        ),
     });
-    let memlock = root.read_text("/proc/self/limits").ok().and_then(|text| limits::memlock(&text));
+    let memlock = root
+        .read_text("/proc/self/limits")
+        .ok()
+        .and_then(|text| limits::memlock(&text));
     let can_raise = caps.is_some_and(|c| c & (1 << CAP_SYS_RESOURCE) != 0);
-    facts.memlock_limit = memlock.and_then(|l| if can_raise || l.hard.is_none() { None } else { l.soft });
+    facts.memlock_limit = memlock.and_then(|l| {
+        if can_raise || l.hard.is_none() {
+            None
+        } else {
+            l.soft
+        }
+    });
     let charged = facts.kernel_version.is_some_and(|v| v < (5, 11));
-    let shown = |bytes: Option<u64>| bytes.map(|b| format!("{} KiB", b / 1024)).unwrap_or_else(|| "unlimited".into());
+    let shown = |bytes: Option<u64>| {
+        bytes
+            .map(|b| format!("{} KiB", b / 1024))
+            .unwrap_or_else(|| "unlimited".into())
+    };
     items.push(match (memlock, charged) {
-        (Some(limit), false) => Item::new("privileges.memlock", "RLIMIT_MEMLOCK", Status::Info, format!("{} (not charged since 5.11)", shown(limit.soft))),
+        (Some(limit), false) => Item::new(
+            "privileges.memlock",
+            "RLIMIT_MEMLOCK",
+            Status::Info,
+            format!("{} (not charged since 5.11)", shown(limit.soft)),
+        ),
         (Some(limit), true) => match facts.memlock_limit {
-            Some(bytes) if bytes < failures::MEMLOCK_NEEDED => {
-                Item::new("privileges.memlock", "RLIMIT_MEMLOCK", Status::Fail, format!("{} and cannot be raised", shown(limit.soft)))
-                    .failure("memlock-limit", Probe::Kprobe)
-            }
-            _ => Item::new("privileges.memlock", "RLIMIT_MEMLOCK", Status::Ok, format!("{} (libbpf raises it as needed)", shown(limit.soft))),
+            Some(bytes) if bytes < failures::MEMLOCK_NEEDED => Item::new(
+                "privileges.memlock",
+                "RLIMIT_MEMLOCK",
+                Status::Fail,
+                format!("{} and cannot be raised", shown(limit.soft)),
+            )
+            .failure("memlock-limit", Probe::Kprobe),
+            _ => Item::new(
+                "privileges.memlock",
+                "RLIMIT_MEMLOCK",
+                Status::Ok,
+                format!("{} (libbpf raises it as needed)", shown(limit.soft)),
+            ),
         },
-        (None, _) => Item::new("privileges.memlock", "RLIMIT_MEMLOCK", Status::Info, "unknown"),
+        (None, _) => Item::new(
+            "privileges.memlock",
+            "RLIMIT_MEMLOCK",
+            Status::Info,
+            "unknown",
+        ),
     });
     Section::new("privileges", "Privileges", items)
 }
@@ -577,9 +1063,18 @@ mod tests {
     #[test]
     fn kallsyms_lookup_prefers_exact_text_symbols() {
         let text = "ffff T __pfx_do_unlinkat\nffff t do_unlinkat.isra.0\nffff D do_unlinkat\nffff T do_unlinkat\n";
-        assert_eq!(kallsyms_lookup(text, "do_unlinkat").as_deref(), Some("do_unlinkat"));
-        assert_eq!(kallsyms_lookup("ffff t do_unlinkat.isra.0\n", "do_unlinkat").as_deref(), Some("do_unlinkat.isra.0"));
-        assert_eq!(kallsyms_lookup("ffff D do_unlinkat\nffff T do_unlinkat_x\n", "do_unlinkat"), None);
+        assert_eq!(
+            kallsyms_lookup(text, "do_unlinkat").as_deref(),
+            Some("do_unlinkat")
+        );
+        assert_eq!(
+            kallsyms_lookup("ffff t do_unlinkat.isra.0\n", "do_unlinkat").as_deref(),
+            Some("do_unlinkat.isra.0")
+        );
+        assert_eq!(
+            kallsyms_lookup("ffff D do_unlinkat\nffff T do_unlinkat_x\n", "do_unlinkat"),
+            None
+        );
         assert_eq!(kallsyms_lookup("garbage\n\n", "do_unlinkat"), None);
         assert_eq!(base_name("do_unlinkat.isra.0"), "do_unlinkat");
     }

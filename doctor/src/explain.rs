@@ -22,7 +22,12 @@ pub fn parse(text: &str) -> Parsed {
     };
     // Only trampolines (fentry/fexit) fail with the kernel-internal ENOTSUPP.
     let probe = find_probe(text).or((errno == Some(524)).then_some(Probe::Fentry));
-    Parsed { errno, errno_text, stage: find_stage(text), probe }
+    Parsed {
+        errno,
+        errno_text,
+        stage: find_stage(text),
+        probe,
+    }
 }
 
 fn find_errno(text: &str) -> Option<(i32, String)> {
@@ -40,7 +45,12 @@ fn find_errno(text: &str) -> Option<(i32, String)> {
     let words = text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'));
     for word in words.clone() {
         let name = word.trim_start_matches('-');
-        if name.len() > 2 && name.starts_with('E') && name.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()) {
+        if name.len() > 2
+            && name.starts_with('E')
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+        {
             if let Some(n) = errno::from_name(name) {
                 return Some((n, word.to_string()));
             }
@@ -64,7 +74,11 @@ fn find_errno(text: &str) -> Option<(i32, String)> {
 /// The number right after `prefix` (`prefix` may appear more than once: the first with digits wins).
 fn number_after(text: &str, prefix: &str) -> Option<i32> {
     text.match_indices(prefix).find_map(|(at, _)| {
-        let digits: String = text[at + prefix.len()..].chars().take_while(char::is_ascii_digit).take(9).collect();
+        let digits: String = text[at + prefix.len()..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .take(9)
+            .collect();
         digits.parse().ok().filter(|n| *n > 0)
     })
 }
@@ -82,8 +96,20 @@ fn find_stage(text: &str) -> Option<Stage> {
 
 fn find_probe(text: &str) -> Option<Probe> {
     let lower = text.to_lowercase();
-    let kprobe = ["kprobe", "kretprobe", "lesson-02", "lesson_02"].iter().any(|w| lower.contains(w));
-    let fentry = ["fentry", "fexit", "trampoline", "lesson-03", "lesson_03", "tracing prog", "btf type id"].iter().any(|w| lower.contains(w));
+    let kprobe = ["kprobe", "kretprobe", "lesson-02", "lesson_02"]
+        .iter()
+        .any(|w| lower.contains(w));
+    let fentry = [
+        "fentry",
+        "fexit",
+        "trampoline",
+        "lesson-03",
+        "lesson_03",
+        "tracing prog",
+        "btf type id",
+    ]
+    .iter()
+    .any(|w| lower.contains(w));
     match (kprobe, fentry) {
         (true, false) => Some(Probe::Kprobe),
         (false, true) => Some(Probe::Fentry),
@@ -102,15 +128,33 @@ mod tests {
 
     #[test]
     fn every_form_of_the_error() {
-        assert_eq!(errno("libbpf: prog 'unlink_entry': failed to attach: ERROR: strerror_r(-524)=22"), Some(524));
-        assert_eq!(errno("libbpf: prog 'unlink_entry': failed to attach: -ENOTSUPP"), Some(524));
-        assert_eq!(errno("Error: failed to attach: Unknown error 524 (os error 524)"), Some(524));
+        assert_eq!(
+            errno("libbpf: prog 'unlink_entry': failed to attach: ERROR: strerror_r(-524)=22"),
+            Some(524)
+        );
+        assert_eq!(
+            errno("libbpf: prog 'unlink_entry': failed to attach: -ENOTSUPP"),
+            Some(524)
+        );
+        assert_eq!(
+            errno("Error: failed to attach: Unknown error 524 (os error 524)"),
+            Some(524)
+        );
         assert_eq!(errno("Operation not permitted (os error 1)"), Some(1));
         assert_eq!(errno("os error 1"), Some(1));
-        assert_eq!(errno("libbpf: failed to add legacy kprobe event for 'do_unlinkat+0x0': -ENOENT"), Some(2));
+        assert_eq!(
+            errno("libbpf: failed to add legacy kprobe event for 'do_unlinkat+0x0': -ENOENT"),
+            Some(2)
+        );
         assert_eq!(errno("libbpf: prog 'unlink_entry': failed to find kernel BTF type ID of 'do_unlinkat': -3"), Some(3));
-        assert_eq!(errno("libbpf: prog 'unlink_entry': BPF program load failed: Operation not permitted"), Some(1));
-        assert_eq!(errno("attaching the kprobe on do_unlinkat failed with ENOENT (-2): ..."), Some(2));
+        assert_eq!(
+            errno("libbpf: prog 'unlink_entry': BPF program load failed: Operation not permitted"),
+            Some(1)
+        );
+        assert_eq!(
+            errno("attaching the kprobe on do_unlinkat failed with ENOENT (-2): ..."),
+            Some(2)
+        );
         assert_eq!(errno("Device or resource busy"), Some(16));
         assert_eq!(errno("everything is fine"), None);
         assert_eq!(errno("ERROR: something"), None);
@@ -118,13 +162,24 @@ mod tests {
 
     #[test]
     fn stage_and_probe() {
-        let parsed = parse("libbpf: prog 'unlink_entry': failed to attach: ERROR: strerror_r(-524)=22 (fentry)");
-        assert_eq!((parsed.stage, parsed.probe), (Some(Stage::Attach), Some(Probe::Fentry)));
+        let parsed = parse(
+            "libbpf: prog 'unlink_entry': failed to attach: ERROR: strerror_r(-524)=22 (fentry)",
+        );
+        assert_eq!(
+            (parsed.stage, parsed.probe),
+            (Some(Stage::Attach), Some(Probe::Fentry))
+        );
         let parsed = parse("loading the kprobe programs failed");
-        assert_eq!((parsed.stage, parsed.probe), (Some(Stage::Load), Some(Probe::Kprobe)));
+        assert_eq!(
+            (parsed.stage, parsed.probe),
+            (Some(Stage::Load), Some(Probe::Kprobe))
+        );
         assert_eq!(parse("os error 1").probe, None);
         assert_eq!(parse("strerror_r(-524)=22").probe, Some(Probe::Fentry));
-        assert_eq!(parse("failed to find kernel BTF type ID of 'do_unlinkat': -3").probe, Some(Probe::Fentry));
+        assert_eq!(
+            parse("failed to find kernel BTF type ID of 'do_unlinkat': -3").probe,
+            Some(Probe::Fentry)
+        );
     }
 
     proptest! {

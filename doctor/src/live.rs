@@ -33,7 +33,13 @@ pub enum Outcome {
     /// Both programs ran on the doctor's own unlink.
     Fired { ret: i32, latency_ns: u64 },
     /// The kernel refused: at which step, with the errno and libbpf's log.
-    Failed { stage: Stage, step: &'static str, errno: Option<i32>, message: String, log: String },
+    Failed {
+        stage: Stage,
+        step: &'static str,
+        errno: Option<i32>,
+        message: String,
+        log: String,
+    },
     /// Attached, unlinked, and no event: the entry program ran or not.
     Silent { entry_fired: bool },
 }
@@ -51,7 +57,13 @@ pub fn check(probe: Probe, function: &str) -> Outcome {
 
 fn failed(stage: Stage, step: &'static str, error: libbpf_rs::Error) -> Outcome {
     let log = LIBBPF_LOG.lock().map(|log| log.clone()).unwrap_or_default();
-    Outcome::Failed { stage, step, errno: failures::errno_of(&error), message: format!("{error:#}"), log }
+    Outcome::Failed {
+        stage,
+        step,
+        errno: failures::errno_of(&error),
+        message: format!("{error:#}"),
+        log,
+    }
 }
 
 fn kprobe(function: &str) -> Outcome {
@@ -138,7 +150,9 @@ fn trigger_and_wait(events: &MapMut<'_>, pending: &MapMut<'_>) -> Outcome {
     let mut on_event = |data: &[u8]| {
         if let Some(event) = Event::parse(data) {
             let ours = match &event.filename {
-                Filename::Complete(name) | Filename::Truncated(name) => name.ends_with(marker.as_bytes()),
+                Filename::Complete(name) | Filename::Truncated(name) => {
+                    name.ends_with(marker.as_bytes())
+                }
                 Filename::Unreadable => event.pid == std::process::id(),
             };
             if ours {
@@ -164,18 +178,28 @@ fn trigger_and_wait(events: &MapMut<'_>, pending: &MapMut<'_>) -> Outcome {
     }
     drop(ring);
     match seen.into_inner() {
-        Some(event) => Outcome::Fired { ret: event.ret, latency_ns: event.latency_ns },
+        Some(event) => Outcome::Fired {
+            ret: event.ret,
+            latency_ns: event.latency_ns,
+        },
         None => {
             // SAFETY: gettid has no preconditions.
             let tid = unsafe { libc::gettid() } as u32;
-            let entry_fired = pending.lookup(&tid.to_ne_bytes(), MapFlags::ANY).ok().flatten().is_some();
+            let entry_fired = pending
+                .lookup(&tid.to_ne_bytes(), MapFlags::ANY)
+                .ok()
+                .flatten()
+                .is_some();
             Outcome::Silent { entry_fired }
         }
     }
 }
 
 fn unique() -> u128 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or_default()
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default()
 }
 
 /// libbpf's messages of the current attempt: some causes are only visible there.

@@ -98,7 +98,10 @@ fn apply_color(choice: ColorChoice) {
     let enabled = match choice {
         ColorChoice::Always => true,
         ColorChoice::Never => false,
-        ColorChoice::Auto => std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stdout().is_terminal(),
+        ColorChoice::Auto => {
+            std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                && std::io::stdout().is_terminal()
+        }
     };
     colored::control::set_override(enabled);
 }
@@ -163,18 +166,35 @@ fn diagnose(root: &SystemRoot, cli: &Cli) -> Result<Report> {
             (Some(why), _) => Outcome::Skipped(why.clone()),
             (None, None) => Outcome::Skipped("no function".into()),
         };
-        live_items.push(verdict::live_item(probe, survey.function.as_deref(), &outcome, &survey.facts));
-        lessons.push(verdict::decide(probe, survey.function.as_deref(), &outcome, &survey.facts));
+        live_items.push(verdict::live_item(
+            probe,
+            survey.function.as_deref(),
+            &outcome,
+            &survey.facts,
+        ));
+        lessons.push(verdict::decide(
+            probe,
+            survey.function.as_deref(),
+            &outcome,
+            &survey.facts,
+        ));
     }
     sections.push(verdict::live_section(live_items));
     verdict::add_alternatives(&mut lessons);
-    Ok(Report::new(root.dir().display().to_string(), survey.function, sections, lessons))
+    Ok(Report::new(
+        root.dir().display().to_string(),
+        survey.function,
+        sections,
+        lessons,
+    ))
 }
 
 /// `uname -a`, os-release and the JSON, ready to paste into an issue.
 fn bug_report(root: &SystemRoot, report: &Report) -> String {
     let line = |path: &str| root.read_line(path).unwrap_or_else(|| "?".into());
-    let machine = root.read_line("/proc/sys/kernel/arch").unwrap_or_else(|| std::env::consts::ARCH.into());
+    let machine = root
+        .read_line("/proc/sys/kernel/arch")
+        .unwrap_or_else(|| std::env::consts::ARCH.into());
     let uname = [
         line("/proc/sys/kernel/ostype"),
         line("/proc/sys/kernel/hostname"),
@@ -206,12 +226,19 @@ fn explain(cli: &Cli, text: &str) -> Result<u8> {
     let explanations: Vec<serde_json::Value> = probes
         .iter()
         .map(|&probe| {
-            let stage = parsed.stage.unwrap_or(if probe == Probe::Fentry && parsed.errno == Some(libc::EPERM) {
-                Stage::Load
-            } else {
-                Stage::Attach
-            });
-            let observed = Observed { probe, stage, errno: parsed.errno, libbpf_log: text };
+            let stage = parsed.stage.unwrap_or(
+                if probe == Probe::Fentry && parsed.errno == Some(libc::EPERM) {
+                    Stage::Load
+                } else {
+                    Stage::Attach
+                },
+            );
+            let observed = Observed {
+                probe,
+                stage,
+                errno: parsed.errno,
+                libbpf_log: text,
+            };
             let failure = failures::classify(&observed, &facts);
             serde_json::json!({
                 "lesson": probe.lesson(),
@@ -225,7 +252,8 @@ fn explain(cli: &Cli, text: &str) -> Result<u8> {
             })
         })
         .collect();
-    let recognised = parsed.errno.is_some() || explanations.iter().any(|e| e["failure"] != "unknown");
+    let recognised =
+        parsed.errno.is_some() || explanations.iter().any(|e| e["failure"] != "unknown");
     if cli.json {
         let json = serde_json::json!({ "schema": report::SCHEMA, "input": text, "parsed": parsed, "explanations": explanations });
         println!("{}", serde_json::to_string_pretty(&json)?);
@@ -237,7 +265,11 @@ fn explain(cli: &Cli, text: &str) -> Result<u8> {
                 } else {
                     ""
                 };
-                println!("{} {} from {found:?}{note}", "errno:".bold(), errno_label(errno));
+                println!(
+                    "{} {} from {found:?}{note}",
+                    "errno:".bold(),
+                    errno_label(errno)
+                );
             }
             _ => println!("{} none found in the text", "errno:".bold()),
         }
@@ -245,7 +277,11 @@ fn explain(cli: &Cli, text: &str) -> Result<u8> {
             let str_of = |key: &str| e[key].as_str().unwrap_or_default().to_string();
             println!(
                 "{} {} ({}, at {}): {} [{}]",
-                if str_of("failure") == "unknown" { "⚠".yellow() } else { "✘".red().bold() },
+                if str_of("failure") == "unknown" {
+                    "⚠".yellow()
+                } else {
+                    "✘".red().bold()
+                },
                 str_of("lesson").bold(),
                 str_of("probe"),
                 str_of("stage"),

@@ -58,8 +58,20 @@ pub struct Item {
 }
 
 impl Item {
-    pub fn new(id: &'static str, label: impl Into<String>, status: Status, value: impl Into<String>) -> Item {
-        Item { id, label: label.into(), status, value: value.into(), advice: None, failure: None }
+    pub fn new(
+        id: &'static str,
+        label: impl Into<String>,
+        status: Status,
+        value: impl Into<String>,
+    ) -> Item {
+        Item {
+            id,
+            label: label.into(),
+            status,
+            value: value.into(),
+            advice: None,
+            failure: None,
+        }
     }
 
     pub fn advice(mut self, advice: impl Into<String>) -> Item {
@@ -71,7 +83,11 @@ impl Item {
     pub fn failure(mut self, id: &'static str, probe: Probe) -> Item {
         let failure = failures::by_id(id);
         self.failure = Some(failure.id);
-        self.advice = Some(format!("{} ({})", failure.fix_for(probe), doc_link(failure)));
+        self.advice = Some(format!(
+            "{} ({})",
+            failure.fix_for(probe),
+            doc_link(failure)
+        ));
         self
     }
 }
@@ -92,8 +108,18 @@ pub struct Section {
 
 impl Section {
     pub fn new(id: &'static str, title: &'static str, items: Vec<Item>) -> Section {
-        let status = items.iter().map(|i| i.status).max().unwrap_or(Status::Ok).max(Status::Ok);
-        Section { id, title, status, items }
+        let status = items
+            .iter()
+            .map(|i| i.status)
+            .max()
+            .unwrap_or(Status::Ok)
+            .max(Status::Ok);
+        Section {
+            id,
+            title,
+            status,
+            items,
+        }
     }
 }
 
@@ -150,9 +176,18 @@ pub struct Report {
 }
 
 impl Report {
-    pub fn new(root: String, function: Option<String>, sections: Vec<Section>, lessons: Vec<LessonVerdict>) -> Report {
+    pub fn new(
+        root: String,
+        function: Option<String>,
+        sections: Vec<Section>,
+        lessons: Vec<LessonVerdict>,
+    ) -> Report {
         let verdicts = lessons.iter().map(|l| (l.lesson, l.verdict)).collect();
-        let exit_code = if lessons.iter().all(|l| l.verdict == Verdict::Ready) { 0 } else { 1 };
+        let exit_code = if lessons.iter().all(|l| l.verdict == Verdict::Ready) {
+            0
+        } else {
+            1
+        };
         Report {
             schema: SCHEMA,
             doctor_version: env!("CARGO_PKG_VERSION"),
@@ -175,7 +210,13 @@ impl Report {
         for section in &self.sections {
             let _ = writeln!(out, "{} {}", section.status.symbol(), section.title.bold());
             for item in &section.items {
-                let _ = writeln!(out, "  {} {}: {}", item.status.symbol(), item.label, item.value);
+                let _ = writeln!(
+                    out,
+                    "  {} {}: {}",
+                    item.status.symbol(),
+                    item.label,
+                    item.value
+                );
                 if let Some(advice) = &item.advice {
                     if item.status >= Status::Skipped {
                         let _ = writeln!(out, "      {} {advice}", "→".dimmed());
@@ -194,7 +235,10 @@ impl Report {
                 Basis::Live => "live check",
                 Basis::ReadOnly => "read-only checks",
             };
-            let failure = lesson.failure.map(|id| format!(" [{id}]")).unwrap_or_default();
+            let failure = lesson
+                .failure
+                .map(|id| format!(" [{id}]"))
+                .unwrap_or_default();
             let _ = writeln!(
                 out,
                 "  {symbol} {} ({}): {word}{failure}: {} ({basis})",
@@ -202,7 +246,11 @@ impl Report {
                 lesson.probe,
                 lesson.reason
             );
-            for (label, line) in [("next", &lesson.next), ("or", &lesson.alternative), ("see", &lesson.doc)] {
+            for (label, line) in [
+                ("next", &lesson.next),
+                ("or", &lesson.alternative),
+                ("see", &lesson.doc),
+            ] {
                 if let Some(line) = line {
                     let _ = writeln!(out, "      {} {line}", format!("{label}:").dimmed());
                 }
@@ -225,7 +273,13 @@ mod tests {
         let section = Section::new("s", "S", items);
         assert_eq!(section.status, Status::Fail);
         let advice = section.items[1].advice.as_deref().unwrap();
-        assert!(advice.contains("run lesson-03") && advice.ends_with("troubleshooting.md#no-kprobes)"), "{advice}");
-        assert_eq!(Section::new("s", "S", vec![Item::new("a", "a", Status::Info, "x")]).status, Status::Ok);
+        assert!(
+            advice.contains("run lesson-03") && advice.ends_with("troubleshooting.md#no-kprobes)"),
+            "{advice}"
+        );
+        assert_eq!(
+            Section::new("s", "S", vec![Item::new("a", "a", Status::Info, "x")]).status,
+            Status::Ok
+        );
     }
 }

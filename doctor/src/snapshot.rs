@@ -30,7 +30,9 @@ pub struct Summary {
 pub fn take(dir: &Path) -> Result<Summary> {
     let source = SystemRoot::native();
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let release = source.read_line("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let release = source
+        .read_line("/proc/sys/kernel/osrelease")
+        .unwrap_or_default();
     let mut files: Vec<(String, Copy)> = [
         "/proc/sys/kernel/osrelease",
         "/proc/sys/kernel/ostype",
@@ -57,24 +59,44 @@ pub fn take(dir: &Path) -> Result<Summary> {
     .iter()
     .map(|p| (p.to_string(), Copy::Whole))
     .collect();
-    files.extend(config::candidates(&release).into_iter().map(|p| (p, Copy::Whole)));
+    files.extend(
+        config::candidates(&release)
+            .into_iter()
+            .map(|p| (p, Copy::Whole)),
+    );
     files.push(("/proc/kallsyms".into(), Copy::LinesWith(UNLINK)));
-    files.push(("/proc/cpuinfo".into(), Copy::LinesWith(&["processor\t: 0", "flags"])));
+    files.push((
+        "/proc/cpuinfo".into(),
+        Copy::LinesWith(&["processor\t: 0", "flags"]),
+    ));
     let mounts = mountinfo::parse(&source.read_text("/proc/self/mountinfo").unwrap_or_default());
     let tracing_dirs = mountinfo::mount_points(&mounts, "tracefs")
         .into_iter()
         .map(str::to_string)
-        .chain(mountinfo::mount_points(&mounts, "debugfs").into_iter().map(|d| format!("{d}/tracing")));
+        .chain(
+            mountinfo::mount_points(&mounts, "debugfs")
+                .into_iter()
+                .map(|d| format!("{d}/tracing")),
+        );
     for dir in tracing_dirs {
-        files.push((format!("{dir}/available_filter_functions"), Copy::LinesWith(UNLINK)));
+        files.push((
+            format!("{dir}/available_filter_functions"),
+            Copy::LinesWith(UNLINK),
+        ));
         files.push((format!("{dir}/kprobe_events"), Copy::Whole));
         files.push((format!("{dir}/tracing_on"), Copy::Whole));
     }
     for debugfs in mountinfo::mount_points(&mounts, "debugfs") {
-        files.push((format!("{debugfs}/kprobes/blacklist"), Copy::LinesWith(UNLINK)));
+        files.push((
+            format!("{debugfs}/kprobes/blacklist"),
+            Copy::LinesWith(UNLINK),
+        ));
     }
 
-    let mut summary = Summary { copied: 0, unreadable: 0 };
+    let mut summary = Summary {
+        copied: 0,
+        unreadable: 0,
+    };
     let mut errors = String::new();
     for (path, how) in files {
         match source.read(&path) {
@@ -104,8 +126,14 @@ pub fn take(dir: &Path) -> Result<Summary> {
     }
     // Before 6.1 there is no kernel.arch sysctl: record the machine for --root.
     if !dir.join("proc/sys/kernel/arch").exists() {
-        let machine = source.read_line("/proc/sys/kernel/arch").unwrap_or_else(|| std::env::consts::ARCH.to_string());
-        write(dir, "/proc/sys/kernel/arch", format!("{machine}\n").as_bytes())?;
+        let machine = source
+            .read_line("/proc/sys/kernel/arch")
+            .unwrap_or_else(|| std::env::consts::ARCH.to_string());
+        write(
+            dir,
+            "/proc/sys/kernel/arch",
+            format!("{machine}\n").as_bytes(),
+        )?;
     }
     for patch in source.list("/sys/kernel/livepatch") {
         std::fs::create_dir_all(dir.join("sys/kernel/livepatch").join(patch))?;
@@ -117,7 +145,8 @@ pub fn take(dir: &Path) -> Result<Summary> {
 fn write(dir: &Path, path: &str, bytes: &[u8]) -> Result<()> {
     let target = dir.join(path.trim_start_matches('/'));
     if let Some(parent) = target.parent() {
-        std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
     }
     std::fs::write(&target, bytes).with_context(|| format!("writing {}", target.display()))
 }

@@ -51,7 +51,12 @@ impl fmt::Display for ReadError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ReadError::Missing => f.write_str("missing"),
-            ReadError::Errno(n) => write!(f, "{} ({})", errno::name(*n).unwrap_or("error"), strerror(*n)),
+            ReadError::Errno(n) => write!(
+                f,
+                "{} ({})",
+                errno::name(*n).unwrap_or("error"),
+                strerror(*n)
+            ),
             ReadError::Other(text) => f.write_str(text),
         }
     }
@@ -59,19 +64,30 @@ impl fmt::Display for ReadError {
 
 /// The C library's text for `errno`, as `Operation not permitted`.
 pub fn strerror(errno: i32) -> String {
-    std::io::Error::from_raw_os_error(errno).to_string().split(" (os error").next().unwrap_or_default().to_string()
+    std::io::Error::from_raw_os_error(errno)
+        .to_string()
+        .split(" (os error")
+        .next()
+        .unwrap_or_default()
+        .to_string()
 }
 
 impl SystemRoot {
     /// The running system.
     pub fn native() -> SystemRoot {
-        SystemRoot { dir: PathBuf::from("/"), recorded_errors: HashMap::new() }
+        SystemRoot {
+            dir: PathBuf::from("/"),
+            recorded_errors: HashMap::new(),
+        }
     }
 
     /// A snapshot of a system under `dir`.
     pub fn at(dir: &Path) -> SystemRoot {
         let text = std::fs::read_to_string(dir.join(RECORDED_ERRORS)).unwrap_or_default();
-        SystemRoot { dir: dir.to_path_buf(), recorded_errors: parse_recorded_errors(&text) }
+        SystemRoot {
+            dir: dir.to_path_buf(),
+            recorded_errors: parse_recorded_errors(&text),
+        }
     }
 
     pub fn is_native(&self) -> bool {
@@ -89,7 +105,9 @@ impl SystemRoot {
 
     fn recorded(&self, path: &str) -> Option<ReadError> {
         let key = format!("/{}", path.trim_start_matches('/'));
-        self.recorded_errors.get(&key).map(|&errno| ReadError::Errno(errno))
+        self.recorded_errors
+            .get(&key)
+            .map(|&errno| ReadError::Errno(errno))
     }
 
     pub fn exists(&self, path: &str) -> bool {
@@ -103,13 +121,16 @@ impl SystemRoot {
         }
         let file = std::fs::File::open(self.path(path)).map_err(|e| ReadError::from_io(&e))?;
         let mut bytes = Vec::new();
-        file.take(MAX_FILE_BYTES).read_to_end(&mut bytes).map_err(|e| ReadError::from_io(&e))?;
+        file.take(MAX_FILE_BYTES)
+            .read_to_end(&mut bytes)
+            .map_err(|e| ReadError::from_io(&e))?;
         Ok(bytes)
     }
 
     /// A file as text (invalid UTF-8 replaced).
     pub fn read_text(&self, path: &str) -> Result<String, ReadError> {
-        self.read(path).map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+        self.read(path)
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
     }
 
     /// The first line of a small file, trimmed; `None` when unreadable or empty.
@@ -121,7 +142,12 @@ impl SystemRoot {
     /// The names in a directory, sorted; empty when it cannot be listed.
     pub fn list(&self, path: &str) -> Vec<String> {
         let mut names: Vec<String> = std::fs::read_dir(self.path(path))
-            .map(|entries| entries.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
             .unwrap_or_default();
         names.sort();
         names
@@ -146,11 +172,21 @@ mod tests {
 
     #[test]
     fn recorded_errors_parse_and_apply() {
-        let errors = parse_recorded_errors("/sys/kernel/tracing/available_filter_functions EPERM\njunk\n/x ENOPE\n");
+        let errors = parse_recorded_errors(
+            "/sys/kernel/tracing/available_filter_functions EPERM\njunk\n/x ENOPE\n",
+        );
         assert_eq!(errors.len(), 1);
-        assert_eq!(errors["/sys/kernel/tracing/available_filter_functions"], libc::EPERM);
-        let root = SystemRoot { dir: PathBuf::from("/"), recorded_errors: errors };
-        let err = root.read("sys/kernel/tracing/available_filter_functions").unwrap_err();
+        assert_eq!(
+            errors["/sys/kernel/tracing/available_filter_functions"],
+            libc::EPERM
+        );
+        let root = SystemRoot {
+            dir: PathBuf::from("/"),
+            recorded_errors: errors,
+        };
+        let err = root
+            .read("sys/kernel/tracing/available_filter_functions")
+            .unwrap_err();
         assert!(err.is_permission());
         assert_eq!(err.to_string(), "EPERM (Operation not permitted)");
         assert!(!root.exists("/sys/kernel/tracing/available_filter_functions"));
@@ -160,7 +196,10 @@ mod tests {
     fn missing_files_and_paths() {
         let root = SystemRoot::at(Path::new("/nonexistent-root"));
         assert_eq!(root.read("proc/version"), Err(ReadError::Missing));
-        assert_eq!(root.path("/proc/version"), Path::new("/nonexistent-root/proc/version"));
+        assert_eq!(
+            root.path("/proc/version"),
+            Path::new("/nonexistent-root/proc/version")
+        );
         assert!(root.list("proc").is_empty());
         assert_eq!(root.read_line("proc/version"), None);
     }

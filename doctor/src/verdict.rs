@@ -14,26 +14,54 @@ pub fn live_item(probe: Probe, function: Option<&str>, outcome: &Outcome, facts:
         Probe::Kprobe => "live.kprobe",
         Probe::Fentry => "live.fentry",
     };
-    let label = format!("{entry} + {exit} on {}", function.unwrap_or("the unlink function"));
+    let label = format!(
+        "{entry} + {exit} on {}",
+        function.unwrap_or("the unlink function")
+    );
     match outcome {
         Outcome::Skipped(why) => Item::new(id, label, Status::Skipped, why.clone()),
         Outcome::Fired { ret, latency_ns } => Item::new(
             id,
             label,
             Status::Ok,
-            format!("loaded, attached, both fired on an unlink (ret {ret}, {:.1} µs), detached", *latency_ns as f64 / 1000.0),
+            format!(
+                "loaded, attached, both fired on an unlink (ret {ret}, {:.1} µs), detached",
+                *latency_ns as f64 / 1000.0
+            ),
         ),
-        Outcome::Failed { stage, step, errno, log, message } => {
-            let observed = Observed { probe, stage: *stage, errno: *errno, libbpf_log: log };
+        Outcome::Failed {
+            stage,
+            step,
+            errno,
+            log,
+            message,
+        } => {
+            let observed = Observed {
+                probe,
+                stage: *stage,
+                errno: *errno,
+                libbpf_log: log,
+            };
             let failure = failures::classify(&observed, facts);
-            let errno = errno.map(errno_label).unwrap_or_else(|| "an error without errno".into());
-            Item::new(id, label, Status::Fail, format!("{step} failed with {errno} ({message})")).failure(failure.id, probe)
+            let errno = errno
+                .map(errno_label)
+                .unwrap_or_else(|| "an error without errno".into());
+            Item::new(
+                id,
+                label,
+                Status::Fail,
+                format!("{step} failed with {errno} ({message})"),
+            )
+            .failure(failure.id, probe)
         }
         Outcome::Silent { entry_fired } => Item::new(
             id,
             label,
             Status::Fail,
-            format!("attached, but no event after an unlink ({entry} fired: {})", if *entry_fired { "yes" } else { "no" }),
+            format!(
+                "attached, but no event after an unlink ({entry} fired: {})",
+                if *entry_fired { "yes" } else { "no" }
+            ),
         )
         .failure("unknown", probe),
     }
@@ -44,10 +72,19 @@ pub fn live_section(items: Vec<Item>) -> Section {
 }
 
 /// The verdict for `probe`'s lesson, without the alternative (see [`add_alternatives`]).
-pub fn decide(probe: Probe, function: Option<&str>, outcome: &Outcome, facts: &Facts) -> LessonVerdict {
+pub fn decide(
+    probe: Probe,
+    function: Option<&str>,
+    outcome: &Outcome,
+    facts: &Facts,
+) -> LessonVerdict {
     let [entry, exit] = probe.programs();
     let function = function.unwrap_or("the unlink function");
-    let verdict = |verdict, basis, failure: Option<&'static failures::Failure>, reason: String, next: Option<String>| LessonVerdict {
+    let verdict = |verdict,
+                   basis,
+                   failure: Option<&'static failures::Failure>,
+                   reason: String,
+                   next: Option<String>| LessonVerdict {
         lesson: probe.lesson(),
         probe,
         verdict,
@@ -116,18 +153,30 @@ pub fn decide(probe: Probe, function: Option<&str>, outcome: &Outcome, facts: &F
 
 fn how_to_check(not_privileged: bool, why: &str) -> String {
     match (not_privileged, why.contains("--root")) {
-        (true, _) => "run `sudo unlink-doctor`: as root it loads and attaches the lesson's programs".to_string(),
+        (true, _) => {
+            "run `sudo unlink-doctor`: as root it loads and attaches the lesson's programs"
+                .to_string()
+        }
         (false, true) => "run `sudo unlink-doctor` on that machine for the live check".to_string(),
-        (false, false) => "run `sudo unlink-doctor` without --no-live: the live check decides".to_string(),
+        (false, false) => {
+            "run `sudo unlink-doctor` without --no-live: the live check decides".to_string()
+        }
     }
 }
 
 /// Point each lesson that is not ready at the other lesson (when that one is ready) or a VM.
 pub fn add_alternatives(verdicts: &mut [LessonVerdict]) {
-    let ready: Vec<&'static str> = verdicts.iter().filter(|v| v.verdict == Verdict::Ready).map(|v| v.lesson).collect();
+    let ready: Vec<&'static str> = verdicts
+        .iter()
+        .filter(|v| v.verdict == Verdict::Ready)
+        .map(|v| v.lesson)
+        .collect();
     for verdict in verdicts.iter_mut().filter(|v| v.verdict != Verdict::Ready) {
         let other = verdict.probe.other().lesson();
-        let vm = format!("run {} in a VM: `cargo xtask vm -- target/debug/{}`", verdict.lesson, verdict.lesson);
+        let vm = format!(
+            "run {} in a VM: `cargo xtask vm -- target/debug/{}`",
+            verdict.lesson, verdict.lesson
+        );
         verdict.alternative = Some(match ready.contains(&other) {
             true => format!("{other} is ready here: `sudo target/debug/{other}`; or {vm}"),
             false => format!("{other} is not ready here either: {vm}"),

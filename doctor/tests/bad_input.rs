@@ -24,9 +24,15 @@ struct Scratch(PathBuf);
 
 impl Scratch {
     fn of(fixture: &str, tag: &str) -> Scratch {
-        let dir = std::env::temp_dir().join(format!("unlink-doctor-test-{}-{tag}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("unlink-doctor-test-{}-{tag}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        copy_tree(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(fixture), &dir);
+        copy_tree(
+            &Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures")
+                .join(fixture),
+            &dir,
+        );
         Scratch(dir)
     }
 
@@ -43,7 +49,11 @@ impl Scratch {
             .output()
             .unwrap();
         let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(matches!(output.status.code(), Some(0 | 1)), "exit {:?}: {stderr}", output.status.code());
+        assert!(
+            matches!(output.status.code(), Some(0 | 1)),
+            "exit {:?}: {stderr}",
+            output.status.code()
+        );
         assert!(stderr.is_empty(), "{stderr}");
         serde_json::from_slice(&output.stdout).unwrap()
     }
@@ -101,7 +111,15 @@ fn binary_garbage_everywhere() {
 #[test]
 fn empty_files_everywhere() {
     let root = Scratch::of("debian-6.12-amd64", "empty");
-    for path in ["proc/sys/kernel/osrelease", "proc/sys/kernel/arch", "boot/config-6.12.107+deb13-amd64", "sys/kernel/btf/vmlinux", "proc/kallsyms", "proc/self/status", "proc/self/mountinfo"] {
+    for path in [
+        "proc/sys/kernel/osrelease",
+        "proc/sys/kernel/arch",
+        "boot/config-6.12.107+deb13-amd64",
+        "sys/kernel/btf/vmlinux",
+        "proc/kallsyms",
+        "proc/self/status",
+        "proc/self/mountinfo",
+    ] {
         root.write(path, b"");
     }
     let json = root.doctor();
@@ -145,7 +163,10 @@ fn odd_version_strings() {
     ] {
         assert_eq!(parse_kernel_version(release), expected, "{release:?}");
         let root = Scratch::of("debian-6.1-amd64", "version");
-        root.write("proc/sys/kernel/osrelease", format!("{release}\n").as_bytes());
+        root.write(
+            "proc/sys/kernel/osrelease",
+            format!("{release}\n").as_bytes(),
+        );
         let json = root.doctor();
         let old = expected.is_some_and(|v| v < (5, 8));
         if old {

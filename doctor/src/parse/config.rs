@@ -16,8 +16,10 @@ impl KernelConfig {
             .lines()
             .filter_map(|line| {
                 let (name, value) = line.trim().strip_prefix("CONFIG_")?.split_once('=')?;
-                let valid = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
-                (valid && value != "n").then(|| (name.to_string(), value.trim_matches('"').to_string()))
+                let valid = !name.is_empty()
+                    && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+                (valid && value != "n")
+                    .then(|| (name.to_string(), value.trim_matches('"').to_string()))
             })
             .collect();
         KernelConfig { options }
@@ -109,7 +111,9 @@ mod tests {
     fn parses_set_and_unset_options() {
         let config = KernelConfig::parse(SAMPLE);
         assert!(config.enabled("BPF") && config.enabled("KPROBE_EVENTS"));
-        assert!(!config.enabled("KPROBES") && !config.enabled("NOPE") && !config.enabled("MISSING"));
+        assert!(
+            !config.enabled("KPROBES") && !config.enabled("NOPE") && !config.enabled("MISSING")
+        );
         assert_eq!(config.get("LOCALVERSION"), Some("-fc"));
         assert_eq!(config.arch(), Some("x86_64"));
     }
@@ -119,7 +123,9 @@ mod tests {
         assert_eq!(decode(SAMPLE.as_bytes()).unwrap(), SAMPLE);
         assert_eq!(decode(&gzip(SAMPLE.as_bytes())).unwrap(), SAMPLE);
         let gz = gzip(SAMPLE.as_bytes());
-        assert!(decode(&gz[..gz.len() / 2]).unwrap_err().contains("corrupt gzip"));
+        assert!(decode(&gz[..gz.len() / 2])
+            .unwrap_err()
+            .contains("corrupt gzip"));
         assert!(decode(&[0x1f, 0x8b]).is_err());
         assert!(decode(b"").is_err());
         assert!(decode(&[0xff; 1000]).is_err());

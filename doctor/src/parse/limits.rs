@@ -9,7 +9,9 @@ pub struct Limit {
 
 /// The `Max locked memory` line of a /proc/PID/limits text.
 pub fn memlock(limits: &str) -> Option<Limit> {
-    let rest = limits.lines().find_map(|line| line.strip_prefix("Max locked memory"))?;
+    let rest = limits
+        .lines()
+        .find_map(|line| line.strip_prefix("Max locked memory"))?;
     let mut fields = rest.split_whitespace();
     let value = |field: Option<&str>| -> Option<Option<u64>> {
         match field? {
@@ -17,7 +19,10 @@ pub fn memlock(limits: &str) -> Option<Limit> {
             number => number.parse().ok().map(Some),
         }
     };
-    Some(Limit { soft: value(fields.next())?, hard: value(fields.next())? })
+    Some(Limit {
+        soft: value(fields.next())?,
+        hard: value(fields.next())?,
+    })
 }
 
 #[cfg(test)]
@@ -29,8 +34,20 @@ mod tests {
     fn reads_memlock() {
         let text = "Limit                     Soft Limit           Hard Limit           Units\n\
                     Max locked memory         8388608              unlimited            bytes\n";
-        assert_eq!(memlock(text), Some(Limit { soft: Some(8 << 20), hard: None }));
-        assert_eq!(memlock("Max locked memory 65536 65536 bytes"), Some(Limit { soft: Some(65536), hard: Some(65536) }));
+        assert_eq!(
+            memlock(text),
+            Some(Limit {
+                soft: Some(8 << 20),
+                hard: None
+            })
+        );
+        assert_eq!(
+            memlock("Max locked memory 65536 65536 bytes"),
+            Some(Limit {
+                soft: Some(65536),
+                hard: Some(65536)
+            })
+        );
         assert_eq!(memlock("Max locked memory lots"), None);
         assert_eq!(memlock(""), None);
     }

@@ -15,14 +15,21 @@ pub fn parse(text: &str) -> Vec<Mount> {
             let mount_point = fields.get(4)?;
             let separator = fields.iter().position(|f| *f == "-")?;
             let fs_type = fields.get(separator + 1)?;
-            Some(Mount { mount_point: unescape(mount_point), fs_type: fs_type.to_string() })
+            Some(Mount {
+                mount_point: unescape(mount_point),
+                fs_type: fs_type.to_string(),
+            })
         })
         .collect()
 }
 
 /// The mount points of file systems of type `fs_type`.
 pub fn mount_points<'a>(mounts: &'a [Mount], fs_type: &str) -> Vec<&'a str> {
-    mounts.iter().filter(|m| m.fs_type == fs_type).map(|m| m.mount_point.as_str()).collect()
+    mounts
+        .iter()
+        .filter(|m| m.fs_type == fs_type)
+        .map(|m| m.mount_point.as_str())
+        .collect()
 }
 
 /// mountinfo writes space, tab, newline and backslash as `\040`-style octal escapes.
@@ -31,7 +38,9 @@ fn unescape(field: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        let octal = bytes.get(i + 1..i + 4).filter(|d| bytes[i] == b'\\' && d.iter().all(|b| (b'0'..=b'7').contains(b)));
+        let octal = bytes
+            .get(i + 1..i + 4)
+            .filter(|d| bytes[i] == b'\\' && d.iter().all(|b| (b'0'..=b'7').contains(b)));
         match octal.and_then(|d| u8::from_str_radix(std::str::from_utf8(d).ok()?, 8).ok()) {
             Some(byte) => {
                 out.push(byte);
@@ -59,7 +68,10 @@ mod tests {
                     47 23 0:7 / /mnt/my\\040dir rw - tracefs nodev rw\n\
                     garbage line\n";
         let mounts = parse(text);
-        assert_eq!(mount_points(&mounts, "tracefs"), ["/sys/kernel/tracing", "/mnt/my dir"]);
+        assert_eq!(
+            mount_points(&mounts, "tracefs"),
+            ["/sys/kernel/tracing", "/mnt/my dir"]
+        );
         assert_eq!(mount_points(&mounts, "debugfs"), ["/sys/kernel/debug"]);
         assert!(mount_points(&mounts, "bpf").is_empty());
     }

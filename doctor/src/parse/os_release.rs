@@ -6,7 +6,8 @@ pub fn parse(text: &str) -> BTreeMap<String, String> {
     text.lines()
         .filter_map(|line| {
             let (key, value) = line.trim().split_once('=')?;
-            let valid = !key.is_empty() && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+            let valid =
+                !key.is_empty() && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
             valid.then(|| (key.to_string(), unquote(value.trim())))
         })
         .collect()
@@ -40,9 +41,15 @@ mod tests {
     #[test]
     fn reads_debian() {
         let fields = parse("PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nNAME='Debian'\nVERSION_ID=\"12\"\n# comment\nbad line\n");
-        assert_eq!(pretty_name(&fields).as_deref(), Some("Debian GNU/Linux 12 (bookworm)"));
+        assert_eq!(
+            pretty_name(&fields).as_deref(),
+            Some("Debian GNU/Linux 12 (bookworm)")
+        );
         assert_eq!(fields["NAME"], "Debian");
-        assert_eq!(pretty_name(&parse("NAME=Alpine\nVERSION=3.20\n")).as_deref(), Some("Alpine 3.20"));
+        assert_eq!(
+            pretty_name(&parse("NAME=Alpine\nVERSION=3.20\n")).as_deref(),
+            Some("Alpine 3.20")
+        );
         assert_eq!(pretty_name(&parse("")), None);
     }
 
