@@ -79,7 +79,9 @@ fn pad4(out: &mut Vec<u8>) {
 }
 
 fn stripped(host: &Path) -> Result<Vec<u8>> {
-    let copy = std::env::temp_dir().join(format!("xtask-strip-{}", std::process::id()));
+    static COPIES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = COPIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let copy = std::env::temp_dir().join(format!("xtask-strip-{}-{n}", std::process::id()));
     let status = Command::new("strip").arg("--strip-debug").arg("-o").arg(&copy).arg(host).status();
     let data = match status {
         Ok(status) if status.success() => fs::read(&copy)?,

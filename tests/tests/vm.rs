@@ -1,0 +1,79 @@
+//! Each lesson on each kernel of the matrix, booted in QEMU: the exact events
+//! of a known workload, in ring buffer and printk mode. A kernel that is not
+//! fetched or a QEMU that is missing fails the test; it never counts as passed.
+
+use tests::{binary, check_json_run, check_printk_run, unlink_function, WORKLOAD, WORKLOAD_EXIT};
+use xtask::vm::VmRun;
+
+fn run_lesson(kernel: &str, lesson: &str, mode: &str) -> String {
+    let mut command = vec![binary(lesson).display().to_string(), mode.to_string()];
+    command.extend(["--".into(), "sh".into(), "-c".into(), WORKLOAD.to_string()]);
+    let output = VmRun::new(kernel, command)
+        .run_captured()
+        .unwrap_or_else(|e| panic!("{lesson} {mode} on {kernel}: {e:#}"));
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    eprintln!("{lesson} {mode} on {kernel} ({:.1}s)\nstdout:\n{stdout}\nstderr:\n{stderr}", output.elapsed.as_secs_f64());
+    assert_eq!(output.status, WORKLOAD_EXIT, "the lesson must exit with the command's status");
+    assert!(!stderr.contains("error:"), "{stderr}");
+    stdout
+}
+
+fn probes(lesson: &str) -> [&'static str; 2] {
+    match lesson {
+        "lesson-02" => ["kprobe", "kretprobe"],
+        _ => ["fentry", "fexit"],
+    }
+}
+
+macro_rules! matrix_tests {
+    ($($name:ident: $kernel:literal, $lesson:literal;)*) => {
+        $(
+            mod $name {
+                use super::*;
+
+                #[test]
+                #[ignore = "boots QEMU; run by `cargo xtask test`"]
+                fn ring_buffer_events() {
+                    let stdout = run_lesson($kernel, $lesson, "--json");
+                    check_json_run(&stdout, unlink_function($kernel), probes($lesson));
+                }
+
+                #[test]
+                #[ignore = "boots QEMU; run by `cargo xtask test`"]
+                fn printk_messages() {
+                    let stdout = run_lesson($kernel, $lesson, "--printk");
+                    check_printk_run(&stdout, $lesson);
+                }
+            }
+        )*
+    };
+}
+
+matrix_tests! {
+    lesson_02_on_debian_5_10: "debian-5.10", "lesson-02";
+    lesson_03_on_debian_5_10: "debian-5.10", "lesson-03";
+    lesson_02_on_debian_6_1: "debian-6.1", "lesson-02";
+    lesson_03_on_debian_6_1: "debian-6.1", "lesson-03";
+    lesson_02_on_debian_6_12: "debian-6.12", "lesson-02";
+    lesson_03_on_debian_6_12: "debian-6.12", "lesson-03";
+    lesson_02_on_debian_7_2: "debian-7.2", "lesson-02";
+    lesson_03_on_debian_7_2: "debian-7.2", "lesson-03";
+}
+
+/// The default text output, as a learner sees it: header, errno names, quoting.
+#[test]
+#[ignore = "boots QEMU; run by `cargo xtask test`"]
+fn text_output_on_the_default_kernel() {
+    let stdout = run_lesson(xtask::vm::kernels::DEFAULT, "lesson-03", "--color=never");
+    let lines: Vec<&str> = stdout.lines().filter(|l| !l.starts_with("WORKLOAD")).collect();
+    assert!(lines[0].starts_with("TIME ") && lines[0].ends_with("FILENAME"), "{stdout}");
+    let row = |name: &str| lines.iter().find(|l| l.ends_with(name)).unwrap_or_else(|| panic!("no row for {name}:\n{stdout}"));
+    assert!(row(" a").contains(" unlink "));
+    assert!(row(" \"with space\"").contains(" 0 "));
+    assert!(row(" 日本語.txt").contains(" 0 "));
+    assert!(row(" \"new\\nline\"").contains(" 0 "));
+    assert!(row(" \"bad\\xffname\"").contains(" 0 "));
+    assert!(row("ff\"...").contains(" 0 "));
+    assert!(row(" missing").contains(" -2 ENOENT "));
+}
