@@ -3,5 +3,7 @@
 
 pub mod cmd;
 pub mod deps;
+pub mod test;
+pub mod try_lesson;
 pub mod vm;
 pub mod workspace;

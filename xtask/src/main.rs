@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 use xtask::vm::{kernels, Accel, VmRun};
-use xtask::{deps, vm};
+use xtask::{deps, test, try_lesson, vm};
 
 #[derive(Parser)]
 #[command(name = "cargo xtask", about = "Project tasks: run lessons in VMs, install dependencies, test")]
@@ -28,6 +28,13 @@ enum Task {
     },
     /// Install the Debian packages the project needs (as root)
     Deps,
+    /// Build a lesson and run it with a few unlinks: natively if this kernel can, else in a VM
+    Try {
+        #[arg(value_enum)]
+        lesson: try_lesson::Lesson,
+    },
+    /// Everything CI checks: dependencies, build, kernels, unit and end-to-end tests
+    Test,
 }
 
 #[derive(clap::Args)]
@@ -103,6 +110,11 @@ fn run(task: Task) -> Result<ExitCode> {
         }
         Task::Deps => {
             deps::ensure(&[deps::BUILD, deps::VM, deps::TEST])?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Task::Try { lesson } => try_lesson::run(lesson),
+        Task::Test => {
+            test::run()?;
             Ok(ExitCode::SUCCESS)
         }
     }

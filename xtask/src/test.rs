@@ -1,0 +1,25 @@
+//! `cargo xtask test`: everything CI checks, from a fresh clone.
+
+use std::process::Command;
+
+use anyhow::Result;
+
+use crate::vm::kernels;
+use crate::{cmd, deps};
+
+pub fn cargo() -> Command {
+    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+}
+
+pub fn run() -> Result<()> {
+    deps::ensure(&[deps::BUILD, deps::VM, deps::TEST])?;
+    // The end-to-end tests run these binaries, natively and in the VMs.
+    cmd::run(cargo().args(["build", "--workspace", "--bins"]))?;
+    for kernel in kernels::MATRIX {
+        kernels::fetch(kernel)?;
+    }
+    // --include-ignored: the end-to-end tests are ignored in a plain `cargo test`
+    // because they need the binaries, QEMU and the kernels prepared above.
+    cmd::run(cargo().args(["test", "--workspace", "--", "--include-ignored"]))?;
+    Ok(())
+}

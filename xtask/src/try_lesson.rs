@@ -1,0 +1,69 @@
+//! `cargo xtask try lesson-02`: the newcomer's one command. Build the lesson,
+//! run it natively if this kernel can, else in the default VM, with a few
+//! unlinks to watch, and say where it ran and why.
+
+use std::process::{Command, ExitCode};
+
+use anyhow::{Context, Result};
+
+use crate::test::cargo;
+use crate::vm::{kernels, VmRun};
+use crate::{cmd, deps, workspace};
+
+/// A success, a failure, a name with a space and one in UTF-8.
+const WORKLOAD: &str = "cd \"$(mktemp -d)\" && touch 'hello world.txt' 你好.txt && \
+    rm 'hello world.txt' 你好.txt && unlink missing.txt 2>/dev/null; true";
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum Lesson {
+    /// kprobe + kretprobe
+    #[value(name = "lesson-02")]
+    Lesson02,
+    /// fentry + fexit
+    #[value(name = "lesson-03")]
+    Lesson03,
+}
+
+impl Lesson {
+    fn name(self) -> &'static str {
+        match self {
+            Lesson::Lesson02 => "lesson-02",
+            Lesson::Lesson03 => "lesson-03",
+        }
+    }
+}
+
+pub fn run(lesson: Lesson) -> Result<ExitCode> {
+    let name = lesson.name();
+    deps::ensure(&[deps::BUILD, deps::VM])?;
+    cmd::run(cargo().args(["build", "--package", name]))?;
+    let binary = workspace::target_dir().join("debug").join(name);
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let release = release.trim();
+
+    // SAFETY: geteuid has no preconditions.
+    let why_vm = if unsafe { libc::geteuid() } == 0 {
+        eprintln!("\n== {name}: trying natively on this kernel (Linux {release})");
+        let mut native = Command::new(&binary);
+        native.args(["--", "sh", "-c", WORKLOAD]);
+        cmd::echo(&native);
+        let status = native.status().with_context(|| format!("running {}", binary.display()))?;
+        if status.success() {
+            eprintln!("\n== {name} ran natively on Linux {release}.");
+            return Ok(ExitCode::SUCCESS);
+        }
+        format!("this kernel (Linux {release}) cannot run {name}: see the error above, and `sudo unlink-doctor` for details")
+    } else {
+        format!("loading BPF programs natively needs root (sudo {}); a VM needs none", binary.display())
+    };
+
+    eprintln!("\n== {name}: running in a VM instead, because {why_vm}");
+    let output = VmRun::new(kernels::DEFAULT, [binary.display().to_string(), "--".into(), "sh".into(), "-c".into(), WORKLOAD.into()])
+        .run_streaming()?;
+    eprintln!(
+        "\n== {name} ran in QEMU on Debian's {} kernel under software emulation ({:.1}s including boot).",
+        kernels::DEFAULT,
+        output.elapsed.as_secs_f64()
+    );
+    Ok(ExitCode::from(output.status as u8))
+}
