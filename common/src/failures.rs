@@ -600,7 +600,7 @@ pub fn predict(probe: Probe, facts: &Facts) -> Prediction {
                 }
                 Some(true) => {}
                 None => missing
-                    .push("the function in tracefs available_filter_functions (unreadable)".into()),
+                    .push("the function in tracefs available_filter_functions (tracefs not mounted, or unreadable)".into()),
             }
         }
     }

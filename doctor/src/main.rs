@@ -12,7 +12,8 @@ mod snapshot;
 mod sysroot;
 mod verdict;
 
-use std::io::IsTerminal as _;
+use std::fmt::Write as _;
+use std::io::{IsTerminal as _, Write as _};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -106,6 +107,11 @@ fn apply_color(choice: ColorChoice) {
     colored::control::set_override(enabled);
 }
 
+/// Print to stdout; a closed pipe (`| head`) is not an error worth a message.
+fn emit(text: &str) {
+    let _ = std::io::stdout().write_all(text.as_bytes());
+}
+
 fn system_root(cli: &Cli) -> Result<SystemRoot> {
     match &cli.root {
         Some(dir) if !dir.is_dir() => anyhow::bail!("--root {}: not a directory", dir.display()),
@@ -133,11 +139,11 @@ fn run(cli: &Cli) -> Result<u8> {
             let root = system_root(cli)?;
             let report = diagnose(&root, cli)?;
             if cli.report {
-                print!("{}", bug_report(&root, &report));
+                emit(&bug_report(&root, &report));
             } else if cli.json {
-                println!("{}", report.to_json());
+                emit(&format!("{}\n", report.to_json()));
             } else {
-                print!("{}", report.to_text());
+                emit(&report.to_text());
             }
             Ok(report.exit_code)
         }
@@ -147,13 +153,13 @@ fn run(cli: &Cli) -> Result<u8> {
 fn diagnose(root: &SystemRoot, cli: &Cli) -> Result<Report> {
     let survey = checks::survey(root, cli.function.as_deref());
     let skip = if cli.root.is_some() {
-        Some("not run with --root: it runs only on the machine itself".to_string())
+        Some("--root (it runs only on the machine itself)")
     } else if cli.no_live {
-        Some("not run (--no-live)".to_string())
+        Some("--no-live")
     } else if !survey.facts.privileged {
-        Some("not run: needs root (or CAP_BPF + CAP_PERFMON)".to_string())
+        Some("needs root (or CAP_BPF + CAP_PERFMON)")
     } else if survey.function.is_none() {
-        Some("not run: no unlink function found".to_string())
+        Some("no unlink function found")
     } else {
         None
     };
@@ -163,7 +169,7 @@ fn diagnose(root: &SystemRoot, cli: &Cli) -> Result<Report> {
     for probe in [Probe::Kprobe, Probe::Fentry] {
         let outcome = match (&skip, &survey.function) {
             (None, Some(function)) => live::check(probe, function),
-            (Some(why), _) => Outcome::Skipped(why.clone()),
+            (Some(why), _) => Outcome::Skipped(why.to_string()),
             (None, None) => Outcome::Skipped("no function".into()),
         };
         live_items.push(verdict::live_item(
@@ -226,13 +232,11 @@ fn explain(cli: &Cli, text: &str) -> Result<u8> {
     let explanations: Vec<serde_json::Value> = probes
         .iter()
         .map(|&probe| {
-            let stage = parsed.stage.unwrap_or(
-                if probe == Probe::Fentry && parsed.errno == Some(libc::EPERM) {
-                    Stage::Load
-                } else {
-                    Stage::Attach
-                },
-            );
+            // Without a word about it, the errno tells the likelier stage.
+            let stage = parsed.stage.unwrap_or(match parsed.errno {
+                Some(libc::EPERM | libc::ESRCH | libc::ENOSYS) => Stage::Load,
+                _ => Stage::Attach,
+            });
             let observed = Observed {
                 probe,
                 stage,
@@ -254,9 +258,10 @@ fn explain(cli: &Cli, text: &str) -> Result<u8> {
         .collect();
     let recognised =
         parsed.errno.is_some() || explanations.iter().any(|e| e["failure"] != "unknown");
+    let mut out = String::new();
     if cli.json {
         let json = serde_json::json!({ "schema": report::SCHEMA, "input": text, "parsed": parsed, "explanations": explanations });
-        println!("{}", serde_json::to_string_pretty(&json)?);
+        emit(&format!("{}\n", serde_json::to_string_pretty(&json)?));
     } else {
         match (parsed.errno, &parsed.errno_text) {
             (Some(errno), Some(found)) => {
@@ -265,17 +270,21 @@ fn explain(cli: &Cli, text: &str) -> Result<u8> {
                 } else {
                     ""
                 };
-                println!(
+                let _ = writeln!(
+                    out,
                     "{} {} from {found:?}{note}",
                     "errno:".bold(),
                     errno_label(errno)
                 );
             }
-            _ => println!("{} none found in the text", "errno:".bold()),
+            _ => {
+                let _ = writeln!(out, "{} none found in the text", "errno:".bold());
+            }
         }
         for e in &explanations {
             let str_of = |key: &str| e[key].as_str().unwrap_or_default().to_string();
-            println!(
+            let _ = writeln!(
+                out,
                 "{} {} ({}, at {}): {} [{}]",
                 if str_of("failure") == "unknown" {
                     "⚠".yellow()
@@ -288,13 +297,14 @@ fn explain(cli: &Cli, text: &str) -> Result<u8> {
                 str_of("title"),
                 str_of("failure")
             );
-            println!("    cause: {}", str_of("cause"));
-            println!("    fix:   {}", str_of("fix"));
-            println!("    see:   {}", str_of("doc"));
+            let _ = writeln!(out, "    cause: {}", str_of("cause"));
+            let _ = writeln!(out, "    fix:   {}", str_of("fix"));
+            let _ = writeln!(out, "    see:   {}", str_of("doc"));
         }
         if parsed.probe.is_none() {
-            println!("(the text names neither kprobe nor fentry: both lessons shown; explained with this machine's facts)");
+            let _ = writeln!(out, "(the text names neither kprobe nor fentry: both lessons shown; explained with this machine's facts)");
         }
     }
+    emit(&out);
     Ok(if recognised { 0 } else { 1 })
 }

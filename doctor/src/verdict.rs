@@ -19,7 +19,7 @@ pub fn live_item(probe: Probe, function: Option<&str>, outcome: &Outcome, facts:
         function.unwrap_or("the unlink function")
     );
     match outcome {
-        Outcome::Skipped(why) => Item::new(id, label, Status::Skipped, why.clone()),
+        Outcome::Skipped(why) => Item::new(id, label, Status::Skipped, format!("not run: {why}")),
         Outcome::Fired { ret, latency_ns } => Item::new(
             id,
             label,
@@ -137,14 +137,14 @@ pub fn decide(
                 Verdict::Unknown,
                 Basis::ReadOnly,
                 blocked_by,
-                format!("could not check {} (live check: {why})", missing.join("; ")),
+                format!("could not check {}", missing.join("; ")),
                 Some(how_to_check(blocked_by.is_some(), why)),
             ),
             Prediction::Passes => verdict(
                 Verdict::Ready,
                 Basis::ReadOnly,
                 None,
-                format!("every read-only check passed (live check: {why})"),
+                format!("every read-only check passed; live check not run: {why}"),
                 None,
             ),
         },
