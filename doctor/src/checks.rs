@@ -35,7 +35,7 @@ pub fn survey(root: &SystemRoot, function: Option<&str>) -> Survey {
     let mut facts = Facts::default();
     let release = root.read_line("/proc/sys/kernel/osrelease");
     let config = find_config(root, release.as_deref().unwrap_or(""));
-    let uname = uname(root, config.found.as_ref().map(|(_, c)| c));
+    let uname = uname(root, release.clone(), config.found.as_ref().map(|(_, c)| c));
 
     let system = system(root, &uname);
     let kernel = kernel(&uname, &mut facts);
@@ -63,9 +63,9 @@ pub fn survey(root: &SystemRoot, function: Option<&str>) -> Survey {
     }
 }
 
-fn uname(root: &SystemRoot, config: Option<&KernelConfig>) -> Uname {
+fn uname(root: &SystemRoot, release: Option<String>, config: Option<&KernelConfig>) -> Uname {
     let mut uname = Uname {
-        release: root.read_line("/proc/sys/kernel/osrelease"),
+        release,
         ostype: root.read_line("/proc/sys/kernel/ostype"),
         version: root.read_line("/proc/sys/kernel/version"),
         ..Uname::default()

@@ -192,6 +192,13 @@ mod tests {
         assert!(!root.exists("/sys/kernel/tracing/available_filter_functions"));
     }
 
+    proptest::proptest! {
+        #[test]
+        fn recorded_errors_never_panic(text in ".{0,300}") {
+            let _ = parse_recorded_errors(&text);
+        }
+    }
+
     #[test]
     fn missing_files_and_paths() {
         let root = SystemRoot::at(Path::new("/nonexistent-root"));
