@@ -52,7 +52,10 @@ pub fn run(lesson: Lesson) -> Result<ExitCode> {
             eprintln!("\n== {name} ran natively on Linux {release}.");
             return Ok(ExitCode::SUCCESS);
         }
-        format!("this kernel (Linux {release}) cannot run {name}: see the error above, and `sudo unlink-doctor` for details")
+        format!(
+            "this kernel (Linux {release}) cannot run {name}: see the error above; for the full diagnosis: \
+             cargo build --release -p doctor && sudo install -m 0755 target/release/unlink-doctor /usr/local/bin/ && sudo unlink-doctor"
+        )
     } else {
         format!("loading BPF programs natively needs root (sudo {}); a VM needs none", binary.display())
     };
