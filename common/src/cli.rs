@@ -116,7 +116,8 @@ mod tests {
 
     #[test]
     fn command_after_double_dash() {
-        let cli = Cli::try_parse_from(["lesson", "--count", "3", "--", "sh", "-c", "rm a"]).unwrap();
+        let cli =
+            Cli::try_parse_from(["lesson", "--count", "3", "--", "sh", "-c", "rm a"]).unwrap();
         assert_eq!(cli.lesson.count, Some(3));
         assert_eq!(cli.lesson.command, ["sh", "-c", "rm a"]);
     }
@@ -127,6 +128,12 @@ mod tests {
         assert!(Cli::try_parse_from(["lesson", "--ring-buffer-kib", "100"]).is_err());
         assert!(Cli::try_parse_from(["lesson", "--printk", "--json"]).is_err());
         assert!(Cli::try_parse_from(["lesson", "--pid", "1", "--", "true"]).is_err());
-        assert_eq!(Cli::try_parse_from(["lesson", "--ring-buffer-kib", "4"]).unwrap().lesson.ring_buffer_kib, 4);
+        assert_eq!(
+            Cli::try_parse_from(["lesson", "--ring-buffer-kib", "4"])
+                .unwrap()
+                .lesson
+                .ring_buffer_kib,
+            4
+        );
     }
 }

@@ -14,9 +14,15 @@ pub struct Command {
 impl Command {
     pub fn spawn(argv: &[OsString]) -> Result<Command> {
         let (program, args) = argv.split_first().context("no command given after --")?;
-        let child = std::process::Command::new(program).args(args).spawn().with_context(|| {
-            format!("cannot run `{}`: check the command name and that it is executable", program.to_string_lossy())
-        })?;
+        let child = std::process::Command::new(program)
+            .args(args)
+            .spawn()
+            .with_context(|| {
+                format!(
+                    "cannot run `{}`: check the command name and that it is executable",
+                    program.to_string_lossy()
+                )
+            })?;
         Ok(Command { child })
     }
 
@@ -71,6 +77,9 @@ mod tests {
     #[test]
     fn missing_commands_say_so() {
         let err = Command::spawn(&["/no/such/command".into()]).err().unwrap();
-        assert!(format!("{err:#}").starts_with("cannot run `/no/such/command`"), "{err:#}");
+        assert!(
+            format!("{err:#}").starts_with("cannot run `/no/such/command`"),
+            "{err:#}"
+        );
     }
 }

@@ -82,7 +82,9 @@ impl Clock {
     pub fn now() -> Clock {
         let realtime = clock_ns(libc::CLOCK_REALTIME);
         let monotonic = clock_ns(libc::CLOCK_MONOTONIC);
-        Clock { realtime_minus_monotonic_ns: realtime - monotonic }
+        Clock {
+            realtime_minus_monotonic_ns: realtime - monotonic,
+        }
     }
 
     pub fn wall_time(&self, monotonic_ns: u64) -> SystemTime {
@@ -92,7 +94,10 @@ impl Clock {
 }
 
 fn clock_ns(clock: libc::clockid_t) -> i128 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: ts is a valid timespec to write to; these clocks always exist on Linux.
     unsafe { libc::clock_gettime(clock, &mut ts) };
     ts.tv_sec as i128 * 1_000_000_000 + ts.tv_nsec as i128
@@ -106,7 +111,13 @@ pub fn format_local_time(time: SystemTime) -> String {
     let mut tm: libc::tm = unsafe { std::mem::zeroed() };
     // SAFETY: both pointers are valid for the call.
     unsafe { libc::localtime_r(&secs, &mut tm) };
-    format!("{:02}:{:02}:{:02}.{:06}", tm.tm_hour, tm.tm_min, tm.tm_sec, since_epoch.subsec_micros())
+    format!(
+        "{:02}:{:02}:{:02}.{:06}",
+        tm.tm_hour,
+        tm.tm_min,
+        tm.tm_sec,
+        since_epoch.subsec_micros()
+    )
 }
 
 /// RFC 3339 in UTC with microseconds, for JSON.
@@ -192,7 +203,8 @@ pub fn display_filename(filename: &Filename) -> String {
 }
 
 /// The text table's header, matching [`format_text`].
-pub const TEXT_HEADER: &str = "TIME            PID     TID     COMM             RET              LATENCY   FILENAME";
+pub const TEXT_HEADER: &str =
+    "TIME            PID     TID     COMM             RET              LATENCY   FILENAME";
 
 /// One line of the text table.
 pub fn format_text(event: &Event, clock: &Clock) -> String {
@@ -213,7 +225,11 @@ pub fn format_text(event: &Event, clock: &Clock) -> String {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum JsonLine<'a> {
     /// Printed once, when the probes are in place.
-    Attached { function: &'a str, probes: [&'a str; 2], mode: &'a str },
+    Attached {
+        function: &'a str,
+        probes: [&'a str; 2],
+        mode: &'a str,
+    },
     Unlink {
         time: String,
         start_ns: u64,
@@ -227,8 +243,13 @@ pub enum JsonLine<'a> {
         filename_truncated: bool,
     },
     /// `--printk`: a line from trace_pipe, as the kernel wrote it.
-    Printk { line: &'a str },
-    Summary { unlinks: u64, lost_events: u64 },
+    Printk {
+        line: &'a str,
+    },
+    Summary {
+        unlinks: u64,
+        lost_events: u64,
+    },
 }
 
 impl JsonLine<'_> {
@@ -312,7 +333,10 @@ mod tests {
         assert_eq!(show(b"say \"hi\""), "\"say \\\"hi\\\"\"");
         assert_eq!(show(b""), "\"\"");
         assert_eq!(show(b"<unreadable>"), "\"<unreadable>\"");
-        assert_eq!(display_filename(&Filename::Truncated(b"abc".to_vec())), "\"abc\"...");
+        assert_eq!(
+            display_filename(&Filename::Truncated(b"abc".to_vec())),
+            "\"abc\"..."
+        );
         assert_eq!(display_filename(&Filename::Unreadable), "<unreadable>");
     }
 
@@ -332,7 +356,13 @@ mod tests {
     #[test]
     fn json_lines_carry_errno_and_escapes() {
         let event = Event::parse(&raw_event(-2, 0, b"a\xffb")).unwrap();
-        let line = JsonLine::unlink(&event, &Clock { realtime_minus_monotonic_ns: 0 }).to_line();
+        let line = JsonLine::unlink(
+            &event,
+            &Clock {
+                realtime_minus_monotonic_ns: 0,
+            },
+        )
+        .to_line();
         let value: serde_json::Value = serde_json::from_str(&line).unwrap();
         assert_eq!(value["type"], "unlink");
         assert_eq!(value["ret"], -2);

@@ -39,8 +39,17 @@ impl Lesson {
         let root = Path::new("/");
         let target = target::resolve(args.function.as_deref(), root)?;
         // Open trace_pipe before loading anything, so a missing tracefs fails fast.
-        let trace_pipe = if args.printk { Some(TracePipe::open(root)?) } else { None };
-        Ok(Lesson { args, probe, target, trace_pipe })
+        let trace_pipe = if args.printk {
+            Some(TracePipe::open(root)?)
+        } else {
+            None
+        };
+        Ok(Lesson {
+            args,
+            probe,
+            target,
+            trace_pipe,
+        })
     }
 
     /// The kernel function to attach to.
@@ -61,7 +70,10 @@ impl Lesson {
     /// `--comm` as the BPF side's `char[16]`, all zero when unset.
     pub fn filter_comm(&self) -> [i8; 16] {
         let mut comm = [0i8; 16];
-        for (slot, byte) in comm.iter_mut().zip(self.args.comm.as_deref().unwrap_or("").bytes()) {
+        for (slot, byte) in comm
+            .iter_mut()
+            .zip(self.args.comm.as_deref().unwrap_or("").bytes())
+        {
             *slot = byte as i8;
         }
         comm
@@ -78,25 +90,47 @@ impl Lesson {
     /// Turn a libbpf error into the catalogue's one line: errno, cause, next step.
     pub fn explain(&self, stage: Stage, what: &str, error: libbpf_rs::Error) -> anyhow::Error {
         let log = LIBBPF_LOG.lock().map(|log| log.clone()).unwrap_or_default();
-        let observed = Observed { probe: self.probe, stage, errno: failures::errno_of(&error), libbpf_log: &log };
+        let observed = Observed {
+            probe: self.probe,
+            stage,
+            errno: failures::errno_of(&error),
+            libbpf_log: &log,
+        };
         let what = format!("{what} on {}", self.target.function);
-        anyhow!(failures::explain(&what, &observed, &Facts::read(Path::new("/"))))
+        anyhow!(failures::explain(
+            &what,
+            &observed,
+            &Facts::read(Path::new("/"))
+        ))
     }
 
     /// Attach the programs that keep `traced_tgids` equal to the command and its
     /// children; nothing when there is no `-- COMMAND` (they were not loaded).
-    pub fn follow_command(&self, follow_fork: &ProgramMut<'_>, forget_exit: &ProgramMut<'_>) -> Result<Vec<Link>> {
+    pub fn follow_command(
+        &self,
+        follow_fork: &ProgramMut<'_>,
+        forget_exit: &ProgramMut<'_>,
+    ) -> Result<Vec<Link>> {
         if !self.follows_command() {
             return Ok(Vec::new());
         }
         [follow_fork, forget_exit]
             .into_iter()
-            .map(|program| program.attach().map_err(|e| self.explain(Stage::Attach, "attaching the fork/exit tracepoints", e)))
+            .map(|program| {
+                program.attach().map_err(|e| {
+                    self.explain(Stage::Attach, "attaching the fork/exit tracepoints", e)
+                })
+            })
             .collect()
     }
 
     /// Say what is attached, then print events until a limit, Ctrl-C, or the command's end.
-    pub fn watch(mut self, events: &MapMut<'_>, traced_tgids: &MapMut<'_>, lost_events: &u64) -> Result<ExitCode> {
+    pub fn watch(
+        mut self,
+        events: &MapMut<'_>,
+        traced_tgids: &MapMut<'_>,
+        lost_events: &u64,
+    ) -> Result<ExitCode> {
         if let Some(pid) = self.args.pid {
             trace_pid(traced_tgids, pid)?;
         }
@@ -123,7 +157,10 @@ impl Lesson {
                 output_closed.set(true); // e.g. `| head`: stop quietly
             }
         };
-        let deadline = self.args.duration.map(|secs| Instant::now() + Duration::from_secs_f64(secs));
+        let deadline = self
+            .args
+            .duration
+            .map(|secs| Instant::now() + Duration::from_secs_f64(secs));
         let json = self.args.json;
         let mut on_event = |data: &[u8]| {
             if seen.get() < limit {
@@ -137,7 +174,9 @@ impl Lesson {
         let mut ring = None;
         if self.trace_pipe.is_none() {
             let mut builder = RingBufferBuilder::new();
-            builder.add(events, &mut on_event).context("setting up the ring buffer")?;
+            builder
+                .add(events, &mut on_event)
+                .context("setting up the ring buffer")?;
             ring = Some(builder.build().context("setting up the ring buffer")?);
         }
         let mut status = None;
@@ -152,7 +191,11 @@ impl Lesson {
                 }
                 (None, Some(pipe)) => {
                     pipe.wait(TICK.as_millis() as i32);
-                    for line in pipe.read_lines()?.into_iter().filter(|l| printk::is_lesson_line(l)) {
+                    for line in pipe
+                        .read_lines()?
+                        .into_iter()
+                        .filter(|l| printk::is_lesson_line(l))
+                    {
                         if seen.get() < limit {
                             seen.set(seen.get() + u64::from(printk::is_exit_line(&line)));
                             print(line);
@@ -179,7 +222,11 @@ impl Lesson {
         }
         drop(ring);
         if let Some(pipe) = &mut self.trace_pipe {
-            for line in pipe.read_lines()?.into_iter().filter(|l| printk::is_lesson_line(l)) {
+            for line in pipe
+                .read_lines()?
+                .into_iter()
+                .filter(|l| printk::is_lesson_line(l))
+            {
                 if seen.get() < limit {
                     seen.set(seen.get() + u64::from(printk::is_exit_line(&line)));
                     print(line);
@@ -201,9 +248,21 @@ impl Lesson {
 
     fn announce(&self) {
         let [entry, exit] = self.probe.programs();
-        let mode = if self.args.printk { "printk" } else { "ring_buffer" };
+        let mode = if self.args.printk {
+            "printk"
+        } else {
+            "ring_buffer"
+        };
         if self.args.json {
-            println!("{}", JsonLine::Attached { function: &self.target.function, probes: [entry, exit], mode }.to_line());
+            println!(
+                "{}",
+                JsonLine::Attached {
+                    function: &self.target.function,
+                    probes: [entry, exit],
+                    mode
+                }
+                .to_line()
+            );
             return;
         }
         eprintln!(
@@ -224,12 +283,25 @@ impl Lesson {
 
     fn summarise(&self, seen: u64, lost: u64, print: &mut impl FnMut(String)) {
         if self.args.json {
-            print(JsonLine::Summary { unlinks: seen, lost_events: lost }.to_line());
+            print(
+                JsonLine::Summary {
+                    unlinks: seen,
+                    lost_events: lost,
+                }
+                .to_line(),
+            );
             return;
         }
         let lost_text = format!("{lost} events lost");
-        let lost_text = if lost > 0 { lost_text.red().bold().to_string() } else { lost_text };
-        eprintln!("{} {seen} unlinks seen, {lost_text}", format!("{}:", self.probe.lesson()).green().bold());
+        let lost_text = if lost > 0 {
+            lost_text.red().bold().to_string()
+        } else {
+            lost_text
+        };
+        eprintln!(
+            "{} {seen} unlinks seen, {lost_text}",
+            format!("{}:", self.probe.lesson()).green().bold()
+        );
     }
 }
 
@@ -248,7 +320,9 @@ fn trace_pid(traced_tgids: &MapMut<'_>, pid: u32) -> Result<()> {
 }
 
 fn untrace_pid(traced_tgids: &MapMut<'_>, pid: u32) -> Result<()> {
-    traced_tgids.delete(&pid.to_ne_bytes()).with_context(|| format!("removing pid {pid} from the traced processes"))
+    traced_tgids
+        .delete(&pid.to_ne_bytes())
+        .with_context(|| format!("removing pid {pid} from the traced processes"))
 }
 
 /// The BPF side bumps this counter in shared memory at any time.
@@ -296,7 +370,11 @@ static SHOW_LIBBPF_LOG: AtomicBool = AtomicBool::new(false);
 
 fn capture_libbpf_log(verbose: bool) {
     SHOW_LIBBPF_LOG.store(verbose, Ordering::Relaxed);
-    let level = if verbose { PrintLevel::Debug } else { PrintLevel::Info };
+    let level = if verbose {
+        PrintLevel::Debug
+    } else {
+        PrintLevel::Info
+    };
     libbpf_rs::set_print(Some((level, keep_libbpf_message)));
 }
 

@@ -10,7 +10,10 @@ use anyhow::{anyhow, Result};
 use crate::failures;
 
 /// tracefs's own mount point first, then the older place under debugfs.
-const TRACE_PIPES: [&str; 2] = ["sys/kernel/tracing/trace_pipe", "sys/kernel/debug/tracing/trace_pipe"];
+const TRACE_PIPES: [&str; 2] = [
+    "sys/kernel/tracing/trace_pipe",
+    "sys/kernel/debug/tracing/trace_pipe",
+];
 
 /// The trace_pipe under `root`, opened non-blocking so the lesson can also watch the clock.
 pub struct TracePipe {
@@ -24,13 +27,28 @@ impl TracePipe {
         let mut errors = Vec::new();
         for candidate in TRACE_PIPES {
             let path = root.join(candidate);
-            match std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(&path) {
-                Ok(file) => return Ok(TracePipe { file, path, partial: Vec::new() }),
+            match std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(&path)
+            {
+                Ok(file) => {
+                    return Ok(TracePipe {
+                        file,
+                        path,
+                        partial: Vec::new(),
+                    })
+                }
                 Err(err) => errors.push(format!("{}: {err}", path.display())),
             }
         }
         let failure = failures::by_id("tracefs-unavailable");
-        Err(anyhow!("cannot read trace_pipe ({}): {}. Next: {}", errors.join("; "), failure.cause, failure.fix))
+        Err(anyhow!(
+            "cannot read trace_pipe ({}): {}. Next: {}",
+            errors.join("; "),
+            failure.cause,
+            failure.fix
+        ))
     }
 
     /// Complete lines available now, without waiting.
@@ -50,16 +68,26 @@ impl TracePipe {
 
     /// Wait up to `timeout_ms` for data.
     pub fn wait(&self, timeout_ms: i32) {
-        let mut fds = libc::pollfd { fd: std::os::fd::AsRawFd::as_raw_fd(&self.file), events: libc::POLLIN, revents: 0 };
+        let mut fds = libc::pollfd {
+            fd: std::os::fd::AsRawFd::as_raw_fd(&self.file),
+            events: libc::POLLIN,
+            revents: 0,
+        };
         // SAFETY: one valid pollfd; a failed poll (EINTR) just means look again.
         unsafe { libc::poll(&mut fds, 1, timeout_ms) };
     }
 }
 
 fn take_lines(buffer: &mut Vec<u8>) -> Vec<String> {
-    let Some(end) = buffer.iter().rposition(|&b| b == b'\n') else { return Vec::new() };
+    let Some(end) = buffer.iter().rposition(|&b| b == b'\n') else {
+        return Vec::new();
+    };
     let complete: Vec<u8> = buffer.drain(..=end).collect();
-    complete.split(|&b| b == b'\n').filter(|l| !l.is_empty()).map(|l| String::from_utf8_lossy(l).into_owned()).collect()
+    complete
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| String::from_utf8_lossy(l).into_owned())
+        .collect()
 }
 
 /// Is this trace_pipe line one of the lesson's exit messages (one per unlink)?
@@ -89,16 +117,25 @@ mod tests {
     #[test]
     fn recognises_the_chapters_messages() {
         let entry = "rm-9346 [005] d..3 4710.951696: bpf_trace_printk: KPROBE ENTRY pid = 9346, filename = test1";
-        let exit = "rm-9346 [005] d..4 4710.951819: bpf_trace_printk: KPROBE EXIT: pid = 9346, ret = 0";
+        let exit =
+            "rm-9346 [005] d..4 4710.951819: bpf_trace_printk: KPROBE EXIT: pid = 9346, ret = 0";
         let fexit = "rm-9290 [004] d..2 4637.798843: bpf_trace_printk: fexit: pid = 9290, filename = a, ret = 0";
         assert!(is_lesson_line(entry) && !is_exit_line(entry));
         assert!(is_exit_line(exit) && is_exit_line(fexit));
-        assert!(!is_lesson_line("sh-1 [000] d..1 1.0: bpf_trace_printk: something else"));
+        assert!(!is_lesson_line(
+            "sh-1 [000] d..1 1.0: bpf_trace_printk: something else"
+        ));
     }
 
     #[test]
     fn missing_tracefs_is_one_clear_error() {
-        let err = TracePipe::open(Path::new("/nonexistent-root")).err().unwrap().to_string();
-        assert!(err.contains("mount -t tracefs") && err.contains("trace_pipe"), "{err}");
+        let err = TracePipe::open(Path::new("/nonexistent-root"))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("mount -t tracefs") && err.contains("trace_pipe"),
+            "{err}"
+        );
     }
 }

@@ -40,13 +40,22 @@ impl fmt::Display for FoundIn {
 /// Pick the function to attach to, reading the system files under `root` (normally `/`).
 pub fn resolve(requested: Option<&str>, root: &Path) -> Result<Target> {
     if let Some(function) = requested {
-        return Ok(Target { function: function.to_string(), found_in: FoundIn::CommandLine });
+        return Ok(Target {
+            function: function.to_string(),
+            found_in: FoundIn::CommandLine,
+        });
     }
     if let Some(function) = find_in_btf(root) {
-        return Ok(Target { function, found_in: FoundIn::Btf });
+        return Ok(Target {
+            function,
+            found_in: FoundIn::Btf,
+        });
     }
     if let Some(function) = find_in_kallsyms(root) {
-        return Ok(Target { function, found_in: FoundIn::Kallsyms });
+        return Ok(Target {
+            function,
+            found_in: FoundIn::Kallsyms,
+        });
     }
     bail!(
         "neither do_unlinkat nor filename_unlinkat is in this kernel's BTF or /proc/kallsyms: \
@@ -84,7 +93,12 @@ fn kallsyms_unlink_function(kallsyms: &str) -> Option<String> {
         symbols
             .iter()
             .find(|name| *name == wanted)
-            .or_else(|| symbols.iter().find(|name| name.strip_prefix(wanted).is_some_and(|s| s.starts_with('.'))))
+            .or_else(|| {
+                symbols.iter().find(|name| {
+                    name.strip_prefix(wanted)
+                        .is_some_and(|s| s.starts_with('.'))
+                })
+            })
             .map(|name| name.to_string())
     })
 }
@@ -96,11 +110,20 @@ mod tests {
     #[test]
     fn kallsyms_prefers_exact_names_and_old_before_new() {
         let old = "ffffffff81300000 T do_unlinkat\nffffffff81300100 T vfs_unlink\n";
-        assert_eq!(kallsyms_unlink_function(old).as_deref(), Some("do_unlinkat"));
+        assert_eq!(
+            kallsyms_unlink_function(old).as_deref(),
+            Some("do_unlinkat")
+        );
         let new = "ffffffff81300000 T filename_unlinkat\n";
-        assert_eq!(kallsyms_unlink_function(new).as_deref(), Some("filename_unlinkat"));
+        assert_eq!(
+            kallsyms_unlink_function(new).as_deref(),
+            Some("filename_unlinkat")
+        );
         let suffixed = "ffffffff81300000 t do_unlinkat.isra.0\n";
-        assert_eq!(kallsyms_unlink_function(suffixed).as_deref(), Some("do_unlinkat.isra.0"));
+        assert_eq!(
+            kallsyms_unlink_function(suffixed).as_deref(),
+            Some("do_unlinkat.isra.0")
+        );
         let neither = "ffffffff81300000 T do_unlinkat_extra\n0000 D do_unlinkat\n";
         assert_eq!(kallsyms_unlink_function(neither), None);
         assert_eq!(kallsyms_unlink_function(""), None);
@@ -110,7 +133,13 @@ mod tests {
     fn command_line_wins_and_missing_files_give_one_clear_error() {
         let empty = std::env::temp_dir().join("unlink-common-no-such-root");
         let given = resolve(Some("my_unlink"), &empty).unwrap();
-        assert_eq!(given, Target { function: "my_unlink".into(), found_in: FoundIn::CommandLine });
+        assert_eq!(
+            given,
+            Target {
+                function: "my_unlink".into(),
+                found_in: FoundIn::CommandLine
+            }
+        );
         let err = resolve(None, &empty).unwrap_err().to_string();
         assert!(err.contains("--function NAME"), "{err}");
     }

@@ -9,14 +9,18 @@ pub fn build_skeleton(name: &str) {
     let manifest_dir = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));
     let source = manifest_dir.join("src/bpf").join(format!("{name}.bpf.c"));
     let shared_headers = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../common/bpf");
-    let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("set by cargo")).join(format!("{name}.skel.rs"));
+    let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("set by cargo"))
+        .join(format!("{name}.skel.rs"));
 
     if !clang_found() {
         return fail("clang not found: the BPF programs are compiled with clang; install it with `sudo apt-get install clang` (or run `cargo xtask deps`)");
     }
     let result = libbpf_cargo::SkeletonBuilder::new()
         .source(&source)
-        .clang_args([std::ffi::OsString::from("-I"), shared_headers.clone().into_os_string()])
+        .clang_args([
+            std::ffi::OsString::from("-I"),
+            shared_headers.clone().into_os_string(),
+        ])
         .build_and_generate(&out);
     if let Err(err) = result {
         // libbpf-cargo's error already holds clang's diagnostics.

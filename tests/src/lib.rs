@@ -18,7 +18,12 @@ pub struct ExpectedUnlink {
 }
 
 pub fn expected_unlinks() -> Vec<ExpectedUnlink> {
-    let ok = |filename: &str| ExpectedUnlink { filename: filename.into(), truncated: false, ret: 0, errno: None };
+    let ok = |filename: &str| ExpectedUnlink {
+        filename: filename.into(),
+        truncated: false,
+        ret: 0,
+        errno: None,
+    };
     // 200 d's, a slash, 100 f's: the lessons keep the first 255 bytes.
     let long_prefix = format!("{}/{}", "d".repeat(200), "f".repeat(54));
     vec![
@@ -27,8 +32,18 @@ pub fn expected_unlinks() -> Vec<ExpectedUnlink> {
         ok("日本語.txt"),
         ok("new\\nline"),
         ok("bad\\xffname"),
-        ExpectedUnlink { filename: long_prefix, truncated: true, ret: 0, errno: None },
-        ExpectedUnlink { filename: "missing".into(), truncated: false, ret: -2, errno: Some("ENOENT") },
+        ExpectedUnlink {
+            filename: long_prefix,
+            truncated: true,
+            ret: 0,
+            errno: None,
+        },
+        ExpectedUnlink {
+            filename: "missing".into(),
+            truncated: false,
+            ret: -2,
+            errno: Some("ENOENT"),
+        },
     ]
 }
 
@@ -40,7 +55,10 @@ pub fn workload_pids(stdout: &str) -> Vec<u64> {
         .map(|rest| {
             let mut fields = rest.split_whitespace();
             let _step = fields.next();
-            fields.next().and_then(|pid| pid.parse().ok()).unwrap_or_else(|| panic!("bad workload line {rest:?}"))
+            fields
+                .next()
+                .and_then(|pid| pid.parse().ok())
+                .unwrap_or_else(|| panic!("bad workload line {rest:?}"))
         })
         .collect()
 }
@@ -52,9 +70,13 @@ pub fn check_json_run(stdout: &str, function: &str, probes: [&str; 2]) {
     let json: Vec<Value> = stdout
         .lines()
         .filter(|line| line.starts_with('{'))
-        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("bad JSON line {line:?}: {e}")))
+        .map(|line| {
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("bad JSON line {line:?}: {e}"))
+        })
         .collect();
-    let attached = json.first().unwrap_or_else(|| panic!("no JSON output at all:\n{stdout}"));
+    let attached = json
+        .first()
+        .unwrap_or_else(|| panic!("no JSON output at all:\n{stdout}"));
     assert_eq!(attached["type"], "attached", "{stdout}");
     assert_eq!(attached["function"], function, "{stdout}");
     assert_eq!(attached["probes"], serde_json::json!(probes), "{stdout}");
@@ -62,9 +84,17 @@ pub fn check_json_run(stdout: &str, function: &str, probes: [&str; 2]) {
 
     let pids = workload_pids(stdout);
     let expected = expected_unlinks();
-    assert_eq!(pids.len(), expected.len(), "the workload did not run every step:\n{stdout}");
+    assert_eq!(
+        pids.len(),
+        expected.len(),
+        "the workload did not run every step:\n{stdout}"
+    );
     let unlinks: Vec<&Value> = json.iter().filter(|v| v["type"] == "unlink").collect();
-    assert_eq!(unlinks.len(), expected.len(), "unlinks seen vs made:\n{stdout}");
+    assert_eq!(
+        unlinks.len(),
+        expected.len(),
+        "unlinks seen vs made:\n{stdout}"
+    );
     let mut previous_start = 0;
     for ((event, want), pid) in unlinks.iter().zip(&expected).zip(&pids) {
         let context = format!("event {event} for {:?}", want.filename);
@@ -79,8 +109,14 @@ pub fn check_json_run(stdout: &str, function: &str, probes: [&str; 2]) {
         assert!(start >= previous_start, "events out of order: {context}");
         previous_start = start;
         let latency = event["latency_ns"].as_u64().unwrap();
-        assert!(latency > 0 && latency < 10_000_000_000, "implausible latency: {context}");
-        assert!(event["time"].as_str().is_some_and(|t| t.ends_with('Z')), "{context}");
+        assert!(
+            latency > 0 && latency < 10_000_000_000,
+            "implausible latency: {context}"
+        );
+        assert!(
+            event["time"].as_str().is_some_and(|t| t.ends_with('Z')),
+            "{context}"
+        );
     }
     let summary = json.last().unwrap();
     assert_eq!(summary["type"], "summary", "{stdout}");
@@ -92,7 +128,11 @@ pub fn check_json_run(stdout: &str, function: &str, probes: [&str; 2]) {
 /// for the first unlink (entry and exit) and the failed one.
 pub fn check_printk_run(stdout: &str, lesson: &str) {
     let pids = workload_pids(stdout);
-    assert_eq!(pids.len(), expected_unlinks().len(), "the workload did not run every step:\n{stdout}");
+    assert_eq!(
+        pids.len(),
+        expected_unlinks().len(),
+        "the workload did not run every step:\n{stdout}"
+    );
     let (first, missing) = (pids[0], pids[6]);
     let wanted = match lesson {
         "lesson-02" => [
@@ -110,20 +150,30 @@ pub fn check_printk_run(stdout: &str, lesson: &str) {
         other => panic!("unknown lesson {other}"),
     };
     for line in &wanted {
-        assert!(stdout.lines().any(|l| l.ends_with(line.as_str())), "missing {line:?} in:\n{stdout}");
+        assert!(
+            stdout.lines().any(|l| l.ends_with(line.as_str())),
+            "missing {line:?} in:\n{stdout}"
+        );
     }
     let other_pids = stdout
         .lines()
         .filter(|l| l.contains("bpf_trace_printk: "))
         .filter(|l| !pids.iter().any(|pid| l.contains(&format!("pid = {pid},"))))
         .count();
-    assert_eq!(other_pids, 0, "lines from processes outside the command:\n{stdout}");
+    assert_eq!(
+        other_pids, 0,
+        "lines from processes outside the command:\n{stdout}"
+    );
 }
 
 /// A binary built by `cargo build` (cargo xtask test builds them first).
 pub fn binary(name: &str) -> PathBuf {
     let path = xtask::workspace::target_dir().join("debug").join(name);
-    assert!(path.is_file(), "{} is missing: build it first with `cargo build --workspace` (cargo xtask test does)", path.display());
+    assert!(
+        path.is_file(),
+        "{} is missing: build it first with `cargo build --workspace` (cargo xtask test does)",
+        path.display()
+    );
     path
 }
 
@@ -141,7 +191,10 @@ mod tests {
 
     #[test]
     fn workload_pids_are_read_in_order() {
-        assert_eq!(workload_pids("x\nWORKLOAD 0 17\n{..}\nWORKLOAD 1 18\n"), [17, 18]);
+        assert_eq!(
+            workload_pids("x\nWORKLOAD 0 17\n{..}\nWORKLOAD 1 18\n"),
+            [17, 18]
+        );
     }
 
     #[test]
@@ -149,7 +202,12 @@ mod tests {
         let attached = r#"{"type":"attached","function":"do_unlinkat","probes":["kprobe","kretprobe"],"mode":"ring_buffer"}"#;
         let summary = r#"{"type":"summary","unlinks":0,"lost_events":0}"#;
         let run = format!("{attached}\n{summary}\n");
-        let result = std::panic::catch_unwind(|| check_json_run(&run, "do_unlinkat", ["kprobe", "kretprobe"]));
-        assert!(result.is_err(), "a run without the workload's unlinks must fail the check");
+        let result = std::panic::catch_unwind(|| {
+            check_json_run(&run, "do_unlinkat", ["kprobe", "kretprobe"])
+        });
+        assert!(
+            result.is_err(),
+            "a run without the workload's unlinks must fail the check"
+        );
     }
 }

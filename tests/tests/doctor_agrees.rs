@@ -22,13 +22,27 @@ done
 
 fn check_agreement(where_: &str, stdout: &str) {
     let doctor_exit: i32 = field(stdout, "DOCTOR-EXIT ").parse().unwrap();
-    let json_text = stdout.split("DOCTOR-JSON-BEGIN").nth(1).and_then(|rest| rest.split("DOCTOR-JSON-END").next()).unwrap();
-    let doctor: Value = serde_json::from_str(json_text.trim()).unwrap_or_else(|e| panic!("{where_}: doctor JSON: {e}\n{stdout}"));
+    let json_text = stdout
+        .split("DOCTOR-JSON-BEGIN")
+        .nth(1)
+        .and_then(|rest| rest.split("DOCTOR-JSON-END").next())
+        .unwrap();
+    let doctor: Value = serde_json::from_str(json_text.trim())
+        .unwrap_or_else(|e| panic!("{where_}: doctor JSON: {e}\n{stdout}"));
     let mut all_ready = true;
     for lesson in ["lesson-02", "lesson-03"] {
-        let verdict = doctor["lessons"].as_array().unwrap().iter().find(|v| v["lesson"] == lesson).unwrap();
-        let exit: i32 = field(stdout, &format!("LESSON {lesson} EXIT ")).parse().unwrap();
-        let unlinks: u32 = field(stdout, &format!("LESSON {lesson} UNLINKS ")).parse().unwrap();
+        let verdict = doctor["lessons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["lesson"] == lesson)
+            .unwrap();
+        let exit: i32 = field(stdout, &format!("LESSON {lesson} EXIT "))
+            .parse()
+            .unwrap();
+        let unlinks: u32 = field(stdout, &format!("LESSON {lesson} UNLINKS "))
+            .parse()
+            .unwrap();
         let context = format!("{where_}: doctor says {verdict}, {lesson} exited {exit}:\n{stdout}");
         match verdict["verdict"].as_str().unwrap() {
             "ready" => assert_eq!((exit, unlinks), (0, 1), "{context}"),
@@ -42,11 +56,19 @@ fn check_agreement(where_: &str, stdout: &str) {
             other => panic!("running as root with live checks, the doctor must decide, not say {other}: {context}"),
         }
     }
-    assert_eq!(doctor_exit, if all_ready { 0 } else { 1 }, "{where_}: doctor exit code\n{stdout}");
+    assert_eq!(
+        doctor_exit,
+        if all_ready { 0 } else { 1 },
+        "{where_}: doctor exit code\n{stdout}"
+    );
 }
 
 fn field<'a>(stdout: &'a str, prefix: &str) -> &'a str {
-    stdout.lines().find_map(|l| l.strip_prefix(prefix)).unwrap_or_else(|| panic!("no {prefix:?} line in:\n{stdout}")).trim()
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix(prefix))
+        .unwrap_or_else(|| panic!("no {prefix:?} line in:\n{stdout}"))
+        .trim()
 }
 
 fn script_for(bin: &str) -> String {
@@ -56,21 +78,36 @@ fn script_for(bin: &str) -> String {
 #[test]
 #[ignore = "needs the binaries and root; run by `cargo xtask test`"]
 fn on_this_machine() {
-    let bin = binary("unlink-doctor").parent().unwrap().display().to_string();
-    let output = std::process::Command::new("sh").args(["-c", &script_for(&bin)]).output().unwrap();
+    let bin = binary("unlink-doctor")
+        .parent()
+        .unwrap()
+        .display()
+        .to_string();
+    let output = std::process::Command::new("sh")
+        .args(["-c", &script_for(&bin)])
+        .output()
+        .unwrap();
     check_agreement("this machine", &String::from_utf8_lossy(&output.stdout));
 }
 
 fn in_vm(kernel: &str) {
     let bin_dir = binary("unlink-doctor").parent().unwrap().to_path_buf();
-    let mut run = VmRun::new(kernel, ["sh", "-c", &script_for(&bin_dir.display().to_string())]);
+    let mut run = VmRun::new(
+        kernel,
+        ["sh", "-c", &script_for(&bin_dir.display().to_string())],
+    );
     for name in ["unlink-doctor", "lesson-02", "lesson-03"] {
         let path = binary(name);
         run.extra_files.push((path.clone(), path));
     }
-    let output = run.run_captured().unwrap_or_else(|e| panic!("{kernel}: {e:#}"));
+    let output = run
+        .run_captured()
+        .unwrap_or_else(|e| panic!("{kernel}: {e:#}"));
     let stdout = String::from_utf8_lossy(&output.stdout);
-    eprintln!("{kernel}:\n{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    eprintln!(
+        "{kernel}:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     check_agreement(kernel, &stdout);
 }
 

@@ -13,8 +13,14 @@ fn run_lesson(lesson: &str) -> Output {
         .args(["--json", "--", "sh", "-c", WORKLOAD])
         .output()
         .unwrap_or_else(|e| panic!("cannot run {lesson}: {e}"));
-    eprintln!("{lesson} stdout:\n{}", String::from_utf8_lossy(&output.stdout));
-    eprintln!("{lesson} stderr:\n{}", String::from_utf8_lossy(&output.stderr));
+    eprintln!(
+        "{lesson} stdout:\n{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    eprintln!(
+        "{lesson} stderr:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     output
 }
 
@@ -27,14 +33,27 @@ fn is_root() -> bool {
 fn assert_explained_failure(output: &Output, errno: &str, cause: &str, lesson: &str) {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
-    let error_lines: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error: ")).collect();
-    assert_eq!(error_lines.len(), 1, "exactly one error line expected:\n{stderr}");
+    let error_lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("error: "))
+        .collect();
+    assert_eq!(
+        error_lines.len(),
+        1,
+        "exactly one error line expected:\n{stderr}"
+    );
     let line = error_lines[0];
     assert!(line.contains(errno), "errno {errno} not named: {line}");
     assert!(line.contains(cause), "cause {cause:?} not given: {line}");
-    assert!(line.contains(&format!("cargo xtask vm -- target/debug/{lesson}")), "no next step: {line}");
+    assert!(
+        line.contains(&format!("cargo xtask vm -- target/debug/{lesson}")),
+        "no next step: {line}"
+    );
     assert!(!stderr.contains("panicked"), "{stderr}");
-    assert!(output.stdout.is_empty(), "nothing may be printed as events on failure");
+    assert!(
+        output.stdout.is_empty(),
+        "nothing may be printed as events on failure"
+    );
 }
 
 fn kernel_has_kprobes() -> bool {
@@ -50,7 +69,10 @@ fn kernel_refuses_tracing_programs() -> bool {
         .output()
         .expect("bpftool is needed as an independent witness: `cargo xtask deps` installs it");
     let text = String::from_utf8_lossy(&output.stdout);
-    assert!(text.contains("program_type tracing"), "unexpected bpftool output:\n{text}");
+    assert!(
+        text.contains("program_type tracing"),
+        "unexpected bpftool output:\n{text}"
+    );
     text.contains("program_type tracing is NOT available")
 }
 
@@ -61,11 +83,20 @@ fn lesson_02_on_this_kernel() {
     if !is_root() {
         assert_explained_failure(&output, "EPERM (-1)", "needs root", "lesson-02");
     } else if !kernel_has_kprobes() {
-        assert_explained_failure(&output, "ENOENT (-2)", "without CONFIG_KPROBES", "lesson-02");
+        assert_explained_failure(
+            &output,
+            "ENOENT (-2)",
+            "without CONFIG_KPROBES",
+            "lesson-02",
+        );
     } else {
         assert_eq!(output.status.code(), Some(WORKLOAD_EXIT));
         let function = unlink_common_function();
-        check_json_run(&String::from_utf8_lossy(&output.stdout), &function, ["kprobe", "kretprobe"]);
+        check_json_run(
+            &String::from_utf8_lossy(&output.stdout),
+            &function,
+            ["kprobe", "kretprobe"],
+        );
     }
 }
 
@@ -76,11 +107,20 @@ fn lesson_03_on_this_kernel() {
     if !is_root() {
         assert_explained_failure(&output, "EPERM (-1)", "needs root", "lesson-03");
     } else if kernel_refuses_tracing_programs() {
-        assert_explained_failure(&output, "EPERM (-1)", "`ulimit -l` is wrong here", "lesson-03");
+        assert_explained_failure(
+            &output,
+            "EPERM (-1)",
+            "`ulimit -l` is wrong here",
+            "lesson-03",
+        );
     } else {
         assert_eq!(output.status.code(), Some(WORKLOAD_EXIT));
         let function = unlink_common_function();
-        check_json_run(&String::from_utf8_lossy(&output.stdout), &function, ["fentry", "fexit"]);
+        check_json_run(
+            &String::from_utf8_lossy(&output.stdout),
+            &function,
+            ["fentry", "fexit"],
+        );
     }
 }
 
@@ -89,7 +129,11 @@ fn unlink_common_function() -> String {
     let kallsyms = std::fs::read_to_string("/proc/kallsyms").expect("reading /proc/kallsyms");
     ["do_unlinkat", "filename_unlinkat"]
         .into_iter()
-        .find(|name| kallsyms.lines().any(|l| l.split_whitespace().nth(2) == Some(name)))
+        .find(|name| {
+            kallsyms
+                .lines()
+                .any(|l| l.split_whitespace().nth(2) == Some(name))
+        })
         .expect("no unlink function in /proc/kallsyms")
         .to_string()
 }

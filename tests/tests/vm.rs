@@ -13,8 +13,14 @@ fn run_lesson(kernel: &str, lesson: &str, mode: &str) -> String {
         .unwrap_or_else(|e| panic!("{lesson} {mode} on {kernel}: {e:#}"));
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&output.stderr);
-    eprintln!("{lesson} {mode} on {kernel} ({:.1}s)\nstdout:\n{stdout}\nstderr:\n{stderr}", output.elapsed.as_secs_f64());
-    assert_eq!(output.status, WORKLOAD_EXIT, "the lesson must exit with the command's status");
+    eprintln!(
+        "{lesson} {mode} on {kernel} ({:.1}s)\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        output.elapsed.as_secs_f64()
+    );
+    assert_eq!(
+        output.status, WORKLOAD_EXIT,
+        "the lesson must exit with the command's status"
+    );
     assert!(!stderr.contains("error:"), "{stderr}");
     stdout
 }
@@ -66,9 +72,20 @@ matrix_tests! {
 #[ignore = "boots QEMU; run by `cargo xtask test`"]
 fn text_output_on_the_default_kernel() {
     let stdout = run_lesson(xtask::vm::kernels::DEFAULT, "lesson-03", "--color=never");
-    let lines: Vec<&str> = stdout.lines().filter(|l| !l.starts_with("WORKLOAD")).collect();
-    assert!(lines[0].starts_with("TIME ") && lines[0].ends_with("FILENAME"), "{stdout}");
-    let row = |name: &str| lines.iter().find(|l| l.ends_with(name)).unwrap_or_else(|| panic!("no row for {name}:\n{stdout}"));
+    let lines: Vec<&str> = stdout
+        .lines()
+        .filter(|l| !l.starts_with("WORKLOAD"))
+        .collect();
+    assert!(
+        lines[0].starts_with("TIME ") && lines[0].ends_with("FILENAME"),
+        "{stdout}"
+    );
+    let row = |name: &str| {
+        lines
+            .iter()
+            .find(|l| l.ends_with(name))
+            .unwrap_or_else(|| panic!("no row for {name}:\n{stdout}"))
+    };
     assert!(row(" a").contains(" unlink "));
     assert!(row(" \"with space\"").contains(" 0 "));
     assert!(row(" 日本語.txt").contains(" 0 "));

@@ -18,7 +18,9 @@ pub fn echo(command: &Command) {
 pub fn shell_quote(arg: &OsStr) -> String {
     let text = arg.to_string_lossy();
     let plain = !text.is_empty()
-        && text.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c));
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c));
     if plain {
         text.into_owned()
     } else {
@@ -30,7 +32,9 @@ pub fn shell_quote(arg: &OsStr) -> String {
 pub fn run(command: &mut Command) -> Result<()> {
     echo(command);
     let program = command.get_program().to_string_lossy().into_owned();
-    let status = command.status().with_context(|| format!("cannot run {program}"))?;
+    let status = command
+        .status()
+        .with_context(|| format!("cannot run {program}"))?;
     if !status.success() {
         bail!("{program} failed ({status})");
     }
@@ -57,7 +61,10 @@ mod tests {
 
     #[test]
     fn quotes_only_when_needed() {
-        assert_eq!(shell_quote(OsStr::new("target/debug/lesson-02")), "target/debug/lesson-02");
+        assert_eq!(
+            shell_quote(OsStr::new("target/debug/lesson-02")),
+            "target/debug/lesson-02"
+        );
         assert_eq!(shell_quote(OsStr::new("touch a; rm a")), "'touch a; rm a'");
         assert_eq!(shell_quote(OsStr::new("it's")), "'it'\\''s'");
         assert_eq!(shell_quote(OsStr::new("")), "''");

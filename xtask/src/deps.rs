@@ -50,9 +50,18 @@ pub fn ensure(groups: &[&[Package]]) -> Result<()> {
     }
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
-        bail!("missing packages: {}; install them with `sudo apt-get install -y {}`", missing.join(" "), missing.join(" "));
+        bail!(
+            "missing packages: {}; install them with `sudo apt-get install -y {}`",
+            missing.join(" "),
+            missing.join(" ")
+        );
     }
     eprintln!("installing missing packages: {}", missing.join(" "));
     cmd::run(Command::new("apt-get").args(["update", "-qq"]))?;
-    cmd::run(Command::new("apt-get").env("DEBIAN_FRONTEND", "noninteractive").args(["install", "-y", "-qq"]).args(&missing))
+    cmd::run(
+        Command::new("apt-get")
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .args(["install", "-y", "-qq"])
+            .args(&missing),
+    )
 }

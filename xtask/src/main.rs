@@ -10,7 +10,10 @@ use xtask::vm::{kernels, Accel, VmRun};
 use xtask::{deps, test, try_lesson, vm};
 
 #[derive(Parser)]
-#[command(name = "cargo xtask", about = "Project tasks: run lessons in VMs, install dependencies, test")]
+#[command(
+    name = "cargo xtask",
+    about = "Project tasks: run lessons in VMs, install dependencies, test"
+)]
 struct Cli {
     #[command(subcommand)]
     task: Task,
@@ -90,18 +93,30 @@ fn run(task: Task) -> Result<ExitCode> {
             run.verbose = args.verbose;
             for add in &args.add {
                 let (host, guest) = add.split_once(':').unwrap_or((add, add));
-                run.extra_files.push((std::fs::canonicalize(host)?, guest.into()));
+                run.extra_files
+                    .push((std::fs::canonicalize(host)?, guest.into()));
             }
             for pair in &args.env {
-                let (key, value) = pair.split_once('=').ok_or_else(|| anyhow::anyhow!("--env {pair:?}: expected KEY=VALUE"))?;
+                let (key, value) = pair
+                    .split_once('=')
+                    .ok_or_else(|| anyhow::anyhow!("--env {pair:?}: expected KEY=VALUE"))?;
                 run.env.push((key.to_string(), value.to_string()));
             }
             let output = run.run_streaming()?;
-            eprintln!("vm: {} exited with status {} after {:.1}s", run.kernel, output.status, output.elapsed.as_secs_f64());
+            eprintln!(
+                "vm: {} exited with status {} after {:.1}s",
+                run.kernel,
+                output.status,
+                output.elapsed.as_secs_f64()
+            );
             Ok(ExitCode::from(output.status as u8))
         }
         Task::Fetch { kernel } => {
-            let names: Vec<&str> = if kernel == "all" { kernels::MATRIX.to_vec() } else { vec![kernel.as_str()] };
+            let names: Vec<&str> = if kernel == "all" {
+                kernels::MATRIX.to_vec()
+            } else {
+                vec![kernel.as_str()]
+            };
             for name in names {
                 let fetched = vm::kernels::fetch(name)?;
                 eprintln!("{name}: {}", fetched.image.display());

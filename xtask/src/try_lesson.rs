@@ -47,7 +47,9 @@ pub fn run(lesson: Lesson) -> Result<ExitCode> {
         let mut native = Command::new(&binary);
         native.args(["--", "sh", "-c", WORKLOAD]);
         cmd::echo(&native);
-        let status = native.status().with_context(|| format!("running {}", binary.display()))?;
+        let status = native
+            .status()
+            .with_context(|| format!("running {}", binary.display()))?;
         if status.success() {
             eprintln!("\n== {name} ran natively on Linux {release}.");
             return Ok(ExitCode::SUCCESS);
@@ -57,12 +59,24 @@ pub fn run(lesson: Lesson) -> Result<ExitCode> {
              cargo build --release -p doctor && sudo install -m 0755 target/release/unlink-doctor /usr/local/bin/ && sudo unlink-doctor"
         )
     } else {
-        format!("loading BPF programs natively needs root (sudo {}); a VM needs none", binary.display())
+        format!(
+            "loading BPF programs natively needs root (sudo {}); a VM needs none",
+            binary.display()
+        )
     };
 
     eprintln!("\n== {name}: running in a VM instead, because {why_vm}");
-    let output = VmRun::new(kernels::DEFAULT, [binary.display().to_string(), "--".into(), "sh".into(), "-c".into(), WORKLOAD.into()])
-        .run_streaming()?;
+    let output = VmRun::new(
+        kernels::DEFAULT,
+        [
+            binary.display().to_string(),
+            "--".into(),
+            "sh".into(),
+            "-c".into(),
+            WORKLOAD.into(),
+        ],
+    )
+    .run_streaming()?;
     eprintln!(
         "\n== {name} ran in QEMU on Debian's {} kernel under software emulation ({:.1}s including boot).",
         kernels::DEFAULT,

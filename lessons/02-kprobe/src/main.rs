@@ -34,18 +34,33 @@ fn main() -> ExitCode {
 
         // ANCHOR: open
         let mut object = MaybeUninit::uninit();
-        let mut open = UnlinkKprobeSkelBuilder::default().open(&mut object).context("opening the BPF object")?;
-        let rodata = open.maps.rodata_data.as_deref_mut().context("the BPF object has no .rodata")?;
+        let mut open = UnlinkKprobeSkelBuilder::default()
+            .open(&mut object)
+            .context("opening the BPF object")?;
+        let rodata = open
+            .maps
+            .rodata_data
+            .as_deref_mut()
+            .context("the BPF object has no .rodata")?;
         rodata.filter_by_tgid = lesson.filter_by_tgid();
         rodata.filter_comm = lesson.filter_comm();
         rodata.use_printk = lesson.use_printk();
-        open.maps.events.set_max_entries(lesson.ring_buffer_bytes()).context("sizing the ring buffer")?;
-        open.progs.follow_fork.set_autoload(lesson.follows_command());
-        open.progs.forget_exit.set_autoload(lesson.follows_command());
+        open.maps
+            .events
+            .set_max_entries(lesson.ring_buffer_bytes())
+            .context("sizing the ring buffer")?;
+        open.progs
+            .follow_fork
+            .set_autoload(lesson.follows_command());
+        open.progs
+            .forget_exit
+            .set_autoload(lesson.follows_command());
         // ANCHOR_END: open
 
         // ANCHOR: load
-        let skel = open.load().map_err(|e| lesson.explain(Stage::Load, "loading the kprobe programs", e))?;
+        let skel = open
+            .load()
+            .map_err(|e| lesson.explain(Stage::Load, "loading the kprobe programs", e))?;
         // ANCHOR_END: load
 
         // ANCHOR: attach
@@ -62,7 +77,12 @@ fn main() -> ExitCode {
         // ANCHOR_END: attach
 
         // ANCHOR: watch
-        let lost_events = &skel.maps.bss_data.as_ref().context("the BPF object has no .bss")?.lost_events;
+        let lost_events = &skel
+            .maps
+            .bss_data
+            .as_ref()
+            .context("the BPF object has no .bss")?
+            .lost_events;
         lesson.watch(&skel.maps.events, &skel.maps.traced_tgids, lost_events)
         // ANCHOR_END: watch
     })

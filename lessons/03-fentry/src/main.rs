@@ -33,14 +33,27 @@ fn main() -> ExitCode {
 
         // ANCHOR: open
         let mut object = MaybeUninit::uninit();
-        let mut open = UnlinkFentrySkelBuilder::default().open(&mut object).context("opening the BPF object")?;
-        let rodata = open.maps.rodata_data.as_deref_mut().context("the BPF object has no .rodata")?;
+        let mut open = UnlinkFentrySkelBuilder::default()
+            .open(&mut object)
+            .context("opening the BPF object")?;
+        let rodata = open
+            .maps
+            .rodata_data
+            .as_deref_mut()
+            .context("the BPF object has no .rodata")?;
         rodata.filter_by_tgid = lesson.filter_by_tgid();
         rodata.filter_comm = lesson.filter_comm();
         rodata.use_printk = lesson.use_printk();
-        open.maps.events.set_max_entries(lesson.ring_buffer_bytes()).context("sizing the ring buffer")?;
-        open.progs.follow_fork.set_autoload(lesson.follows_command());
-        open.progs.forget_exit.set_autoload(lesson.follows_command());
+        open.maps
+            .events
+            .set_max_entries(lesson.ring_buffer_bytes())
+            .context("sizing the ring buffer")?;
+        open.progs
+            .follow_fork
+            .set_autoload(lesson.follows_command());
+        open.progs
+            .forget_exit
+            .set_autoload(lesson.follows_command());
         // ANCHOR_END: open
 
         // ANCHOR: target
@@ -52,18 +65,31 @@ fn main() -> ExitCode {
         // ANCHOR_END: target
 
         // ANCHOR: load
-        let skel = open.load().map_err(|e| lesson.explain(Stage::Load, "loading the fentry/fexit programs", e))?;
+        let skel = open
+            .load()
+            .map_err(|e| lesson.explain(Stage::Load, "loading the fentry/fexit programs", e))?;
         // ANCHOR_END: load
 
         // ANCHOR: attach
         let progs = &skel.progs;
-        let _entry = progs.unlink_entry.attach().map_err(|e| lesson.explain(Stage::Attach, "attaching fentry", e))?;
-        let _exit = progs.unlink_exit.attach().map_err(|e| lesson.explain(Stage::Attach, "attaching fexit", e))?;
+        let _entry = progs
+            .unlink_entry
+            .attach()
+            .map_err(|e| lesson.explain(Stage::Attach, "attaching fentry", e))?;
+        let _exit = progs
+            .unlink_exit
+            .attach()
+            .map_err(|e| lesson.explain(Stage::Attach, "attaching fexit", e))?;
         let _follow = lesson.follow_command(&progs.follow_fork, &progs.forget_exit)?;
         // ANCHOR_END: attach
 
         // ANCHOR: watch
-        let lost_events = &skel.maps.bss_data.as_ref().context("the BPF object has no .bss")?.lost_events;
+        let lost_events = &skel
+            .maps
+            .bss_data
+            .as_ref()
+            .context("the BPF object has no .bss")?
+            .lost_events;
         lesson.watch(&skel.maps.events, &skel.maps.traced_tgids, lost_events)
         // ANCHOR_END: watch
     })

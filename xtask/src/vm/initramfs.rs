@@ -24,21 +24,29 @@ enum Entry {
 
 impl Initramfs {
     pub fn add_file(&mut self, guest: &Path, data: Vec<u8>, mode: u32) {
-        for dir in guest.ancestors().skip(1).filter(|d| !d.as_os_str().is_empty() && *d != Path::new("/")) {
+        for dir in guest
+            .ancestors()
+            .skip(1)
+            .filter(|d| !d.as_os_str().is_empty() && *d != Path::new("/"))
+        {
             self.entries.entry(dir.to_path_buf()).or_insert(Entry::Dir);
         }
-        self.entries.insert(guest.to_path_buf(), Entry::File { data, mode });
+        self.entries
+            .insert(guest.to_path_buf(), Entry::File { data, mode });
     }
 
     pub fn add_dir(&mut self, guest: &Path) {
-        self.entries.entry(guest.to_path_buf()).or_insert(Entry::Dir);
+        self.entries
+            .entry(guest.to_path_buf())
+            .or_insert(Entry::Dir);
     }
 
     /// A host executable (debug info stripped, to keep the guest's boot quick) and its libraries.
     pub fn add_executable(&mut self, host: &Path, guest: &Path) -> Result<()> {
         self.add_file(guest, stripped(host)?, 0o755);
         for library in shared_libraries(host)? {
-            let data = fs::read(&library).with_context(|| format!("reading {}", library.display()))?;
+            let data =
+                fs::read(&library).with_context(|| format!("reading {}", library.display()))?;
             self.add_file(&library, data, 0o755);
         }
         Ok(())
@@ -50,7 +58,9 @@ impl Initramfs {
             let name = path.strip_prefix("/").unwrap_or(path);
             match entry {
                 Entry::Dir => write_entry(&mut out, ino + 1, name, 0o040755, &[]),
-                Entry::File { data, mode } => write_entry(&mut out, ino + 1, name, 0o100000 | mode, data),
+                Entry::File { data, mode } => {
+                    write_entry(&mut out, ino + 1, name, 0o100000 | mode, data)
+                }
             }
         }
         write_entry(&mut out, 0, Path::new("TRAILER!!!"), 0, &[]);
@@ -60,7 +70,21 @@ impl Initramfs {
 
 fn write_entry(out: &mut Vec<u8>, ino: usize, name: &Path, mode: u32, data: &[u8]) {
     let name = name.as_os_str().as_encoded_bytes();
-    let fields = [ino as u32, mode, 0, 0, 1, 0, data.len() as u32, 0, 0, 0, 0, name.len() as u32 + 1, 0];
+    let fields = [
+        ino as u32,
+        mode,
+        0,
+        0,
+        1,
+        0,
+        data.len() as u32,
+        0,
+        0,
+        0,
+        0,
+        name.len() as u32 + 1,
+        0,
+    ];
     out.extend_from_slice(b"070701");
     for field in fields {
         out.extend_from_slice(format!("{field:08x}").as_bytes());
@@ -82,7 +106,12 @@ fn stripped(host: &Path) -> Result<Vec<u8>> {
     static COPIES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let n = COPIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let copy = std::env::temp_dir().join(format!("xtask-strip-{}-{n}", std::process::id()));
-    let status = Command::new("strip").arg("--strip-debug").arg("-o").arg(&copy).arg(host).status();
+    let status = Command::new("strip")
+        .arg("--strip-debug")
+        .arg("-o")
+        .arg(&copy)
+        .arg(host)
+        .status();
     let data = match status {
         Ok(status) if status.success() => fs::read(&copy)?,
         // Not an ELF file (a script), or no strip: ship it as it is.
@@ -94,7 +123,10 @@ fn stripped(host: &Path) -> Result<Vec<u8>> {
 
 /// The libraries `ldd` lists, the dynamic loader included; none for static binaries and scripts.
 fn shared_libraries(host: &Path) -> Result<Vec<PathBuf>> {
-    let output = Command::new("ldd").arg(host).output().context("running ldd")?;
+    let output = Command::new("ldd")
+        .arg(host)
+        .output()
+        .context("running ldd")?;
     Ok(parse_ldd(&String::from_utf8_lossy(&output.stdout)))
 }
 
@@ -118,7 +150,10 @@ pub fn init_script(command: &[String], env: &[(String, String)]) -> Result<Strin
     if command.is_empty() {
         bail!("no command to run in the VM");
     }
-    let exports: String = env.iter().map(|(k, v)| format!("export {k}={}\n", shell_quote(v.as_ref()))).collect();
+    let exports: String = env
+        .iter()
+        .map(|(k, v)| format!("export {k}={}\n", shell_quote(v.as_ref())))
+        .collect();
     let argv: Vec<String> = command.iter().map(|a| shell_quote(a.as_ref())).collect();
     Ok(format!(
         r#"#!/bin/busybox sh
@@ -149,7 +184,9 @@ pub const STATUS_MARKER: &str = "XTASK-EXIT-STATUS=";
 
 /// The exit status from the console log, if the guest got that far.
 pub fn exit_status(console: &str) -> Option<i32> {
-    console.lines().find_map(|line| line.trim().split(STATUS_MARKER).nth(1)?.trim().parse().ok())
+    console
+        .lines()
+        .find_map(|line| line.trim().split(STATUS_MARKER).nth(1)?.trim().parse().ok())
 }
 
 #[cfg(test)]
@@ -167,7 +204,12 @@ mod tests {
         assert!(data.starts_with(b"070701"));
         assert_eq!(data.len() % 4, 0);
         let text = String::from_utf8_lossy(&data);
-        assert!(text.contains("bin\0") && text.contains("bin/x\0") && text.contains("hello") && text.contains("TRAILER!!!"));
+        assert!(
+            text.contains("bin\0")
+                && text.contains("bin/x\0")
+                && text.contains("hello")
+                && text.contains("TRAILER!!!")
+        );
         // the directory comes before the file in it
         assert!(text.find("bin\0").unwrap() < text.find("bin/x\0").unwrap());
     }
@@ -175,21 +217,37 @@ mod tests {
     #[test]
     fn ldd_output_lists_real_paths() {
         let ldd = "\tlinux-vdso.so.1 (0x00007ffd)\n\tlibgcc_s.so.1 => /lib/x86_64-linux-gnu/libgcc_s.so.1 (0x1)\n\t/lib64/ld-linux-x86-64.so.2 (0x2)\n";
-        assert_eq!(parse_ldd(ldd), [PathBuf::from("/lib/x86_64-linux-gnu/libgcc_s.so.1"), PathBuf::from("/lib64/ld-linux-x86-64.so.2")]);
+        assert_eq!(
+            parse_ldd(ldd),
+            [
+                PathBuf::from("/lib/x86_64-linux-gnu/libgcc_s.so.1"),
+                PathBuf::from("/lib64/ld-linux-x86-64.so.2")
+            ]
+        );
         assert!(parse_ldd("\tnot a dynamic executable\n").is_empty());
     }
 
     #[test]
     fn status_is_read_from_the_console() {
-        assert_eq!(exit_status("[ 1.0] boot\nXTASK-EXIT-STATUS=3\n[ 2.0] reboot"), Some(3));
+        assert_eq!(
+            exit_status("[ 1.0] boot\nXTASK-EXIT-STATUS=3\n[ 2.0] reboot"),
+            Some(3)
+        );
         assert_eq!(exit_status("\r\nXTASK-EXIT-STATUS=0\r\n"), Some(0));
         assert_eq!(exit_status("Kernel panic - not syncing"), None);
     }
 
     #[test]
     fn init_quotes_the_command() {
-        let script = init_script(&["sh".into(), "-c".into(), "touch 'a b'; rm a".into()], &[("NO_COLOR".into(), "1".into())]).unwrap();
-        assert!(script.contains(r#"sh -c 'touch '\''a b'\''; rm a' </dev/null"#), "{script}");
+        let script = init_script(
+            &["sh".into(), "-c".into(), "touch 'a b'; rm a".into()],
+            &[("NO_COLOR".into(), "1".into())],
+        )
+        .unwrap();
+        assert!(
+            script.contains(r#"sh -c 'touch '\''a b'\''; rm a' </dev/null"#),
+            "{script}"
+        );
         assert!(script.contains("export NO_COLOR=1\n"));
     }
 }

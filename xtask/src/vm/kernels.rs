@@ -45,23 +45,45 @@ pub fn resolve(spec: &str) -> Result<Kernel> {
         return fetch(spec);
     }
     let path = Path::new(spec);
-    let image = if path.is_dir() { path.join("vmlinuz") } else { path.to_path_buf() };
+    let image = if path.is_dir() {
+        path.join("vmlinuz")
+    } else {
+        path.to_path_buf()
+    };
     if !image.is_file() {
-        bail!("unknown kernel {spec:?}: use one of {} or a path to a kernel image", MATRIX.join(", "));
+        bail!(
+            "unknown kernel {spec:?}: use one of {} or a path to a kernel image",
+            MATRIX.join(", ")
+        );
     }
-    let config = image.parent().map(|dir| dir.join("config")).filter(|c| c.is_file());
-    Ok(Kernel { name: spec.to_string(), image, config })
+    let config = image
+        .parent()
+        .map(|dir| dir.join("config"))
+        .filter(|c| c.is_file());
+    Ok(Kernel {
+        name: spec.to_string(),
+        image,
+        config,
+    })
 }
 
 /// The cached kernel, downloading it first if needed.
 pub fn fetch(name: &str) -> Result<Kernel> {
-    let (version, suite_names) = suites(name).with_context(|| format!("unknown kernel {name:?}"))?;
+    let (version, suite_names) =
+        suites(name).with_context(|| format!("unknown kernel {name:?}"))?;
     let dir = cache_dir(name);
-    let kernel = Kernel { name: name.to_string(), image: dir.join("vmlinuz"), config: Some(dir.join("config")) };
+    let kernel = Kernel {
+        name: name.to_string(),
+        image: dir.join("vmlinuz"),
+        config: Some(dir.join("config")),
+    };
     if kernel.image.is_file() {
         return Ok(kernel);
     }
-    eprintln!("fetching kernel {name} (Linux {version}) from Debian {}", suite_names[0]);
+    eprintln!(
+        "fetching kernel {name} (Linux {version}) from Debian {}",
+        suite_names[0]
+    );
     let apt = PrivateApt::new(suite_names)?;
     apt.update()?;
     let packages = apt.kernel_packages(version)?;
@@ -74,7 +96,10 @@ pub fn fetch(name: &str) -> Result<Kernel> {
     let _ = fs::remove_dir_all(&unpacked);
     for deb in fs::read_dir(&download)? {
         let deb = deb?.path();
-        if packages.iter().any(|p| deb.file_name().is_some_and(|f| f.to_string_lossy().starts_with(&format!("{p}_")))) {
+        if packages.iter().any(|p| {
+            deb.file_name()
+                .is_some_and(|f| f.to_string_lossy().starts_with(&format!("{p}_")))
+        }) {
             cmd::run(Command::new("dpkg").arg("-x").arg(&deb).arg(&unpacked))?;
         }
     }
@@ -85,7 +110,8 @@ pub fn fetch(name: &str) -> Result<Kernel> {
     .with_context(|| format!("no vmlinuz in {}", packages.join(", ")))?;
     let config = find_file(&unpacked, |path| {
         let name = path.file_name().unwrap_or_default().to_string_lossy();
-        name.starts_with("config-") || (name == "config" && path.to_string_lossy().contains("/modules/"))
+        name.starts_with("config-")
+            || (name == "config" && path.to_string_lossy().contains("/modules/"))
     })
     .with_context(|| format!("no kernel config in {}", packages.join(", ")))?;
     fs::create_dir_all(&dir)?;
@@ -120,13 +146,22 @@ struct PrivateApt {
 impl PrivateApt {
     fn new(suite_names: &[&str]) -> Result<PrivateApt> {
         let root = workspace::target_dir().join("vm/apt").join(suite_names[0]);
-        for dir in ["etc/apt.conf.d", "etc/preferences.d", "state/lists/partial", "cache/archives/partial"] {
+        for dir in [
+            "etc/apt.conf.d",
+            "etc/preferences.d",
+            "state/lists/partial",
+            "cache/archives/partial",
+        ] {
             fs::create_dir_all(root.join(dir))?;
         }
         let mirrors = system_mirrors()?;
         let mut sources = String::new();
         for suite in suite_names {
-            let uri = if suite.ends_with("-security") { &mirrors.security } else { &mirrors.main };
+            let uri = if suite.ends_with("-security") {
+                &mirrors.security
+            } else {
+                &mirrors.main
+            };
             sources.push_str(&format!(
                 "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] {uri} {suite} main\n"
             ));
@@ -143,16 +178,26 @@ impl PrivateApt {
         let mut command = Command::new(program);
         let path = |p: &str| self.root.join(p).display().to_string();
         command.args([
-            "-o".to_string(), format!("Dir::Etc::SourceList={}", path("etc/sources.list")),
-            "-o".to_string(), format!("Dir::Etc::SourceParts={}", path("etc/sources.list.d")),
-            "-o".to_string(), format!("Dir::Etc::Preferences={}", path("etc/preferences")),
-            "-o".to_string(), format!("Dir::Etc::PreferencesParts={}", path("etc/preferences.d")),
-            "-o".to_string(), format!("Dir::State={}", path("state")),
-            "-o".to_string(), format!("Dir::State::status={}", path("state/status")),
-            "-o".to_string(), format!("Dir::Cache={}", path("cache")),
-            "-o".to_string(), "APT::Architecture=amd64".to_string(),
-            "-o".to_string(), "APT::Architectures=amd64".to_string(),
-            "-o".to_string(), "Acquire::Languages=none".to_string(),
+            "-o".to_string(),
+            format!("Dir::Etc::SourceList={}", path("etc/sources.list")),
+            "-o".to_string(),
+            format!("Dir::Etc::SourceParts={}", path("etc/sources.list.d")),
+            "-o".to_string(),
+            format!("Dir::Etc::Preferences={}", path("etc/preferences")),
+            "-o".to_string(),
+            format!("Dir::Etc::PreferencesParts={}", path("etc/preferences.d")),
+            "-o".to_string(),
+            format!("Dir::State={}", path("state")),
+            "-o".to_string(),
+            format!("Dir::State::status={}", path("state/status")),
+            "-o".to_string(),
+            format!("Dir::Cache={}", path("cache")),
+            "-o".to_string(),
+            "APT::Architecture=amd64".to_string(),
+            "-o".to_string(),
+            "APT::Architectures=amd64".to_string(),
+            "-o".to_string(),
+            "Acquire::Languages=none".to_string(),
         ]);
         command
     }
@@ -163,22 +208,33 @@ impl PrivateApt {
 
     /// The packages holding the newest `linux-image-VERSION*-amd64` kernel and its config.
     fn kernel_packages(&self, version: &str) -> Result<Vec<String>> {
-        let depends = cmd::output(self.command("apt-cache").args(["depends", "linux-image-amd64"]))?;
+        let depends = cmd::output(
+            self.command("apt-cache")
+                .args(["depends", "linux-image-amd64"]),
+        )?;
         let image = depends
             .lines()
             .filter_map(|line| line.trim().strip_prefix("Depends: "))
             .find(|dep| dep.starts_with("linux-image-"))
             .context("linux-image-amd64 depends on no linux-image package")?
             .to_string();
-        let release = image.trim_start_matches("linux-image-").trim_end_matches("-amd64");
-        if !(release.starts_with(&format!("{version}.")) || release.starts_with(&format!("{version}-"))) {
+        let release = image
+            .trim_start_matches("linux-image-")
+            .trim_end_matches("-amd64");
+        if !(release.starts_with(&format!("{version}."))
+            || release.starts_with(&format!("{version}-")))
+        {
             bail!("Debian now ships {image}, not Linux {version}: update the matrix in xtask/src/vm/kernels.rs");
         }
         // From Debian's 7.x kernels on, linux-image-R is a metapackage over linux-binary-R and linux-base-R.
         let deps = cmd::output(self.command("apt-cache").args(["depends", &image]))?;
         let mut packages = vec![image.clone()];
-        for dep in deps.lines().filter_map(|line| line.trim().strip_prefix("Depends: ")) {
-            if dep.starts_with("linux-binary-") || dep.starts_with(&format!("linux-base-{release}")) {
+        for dep in deps
+            .lines()
+            .filter_map(|line| line.trim().strip_prefix("Depends: "))
+        {
+            if dep.starts_with("linux-binary-") || dep.starts_with(&format!("linux-base-{release}"))
+            {
                 packages.push(dep.to_string());
             }
         }
@@ -186,7 +242,11 @@ impl PrivateApt {
     }
 
     fn download(&self, package: &str, into: &Path) -> Result<()> {
-        cmd::run(self.command("apt-get").current_dir(into).args(["download", "-q", package]))
+        cmd::run(
+            self.command("apt-get")
+                .current_dir(into)
+                .args(["download", "-q", package]),
+        )
     }
 }
 
@@ -198,11 +258,16 @@ struct Mirrors {
 /// The Debian mirror this machine's apt uses, so the private config needs no host name of its own.
 fn system_mirrors() -> Result<Mirrors> {
     let mut text = String::new();
-    for file in ["/etc/apt/sources.list.d/debian.sources", "/etc/apt/sources.list"] {
+    for file in [
+        "/etc/apt/sources.list.d/debian.sources",
+        "/etc/apt/sources.list",
+    ] {
         text.push_str(&fs::read_to_string(file).unwrap_or_default());
         text.push('\n');
     }
-    parse_mirrors(&text).context("no Debian mirror in /etc/apt/sources.list.d/debian.sources or /etc/apt/sources.list")
+    parse_mirrors(&text).context(
+        "no Debian mirror in /etc/apt/sources.list.d/debian.sources or /etc/apt/sources.list",
+    )
 }
 
 fn parse_mirrors(text: &str) -> Option<Mirrors> {
@@ -214,17 +279,27 @@ fn parse_mirrors(text: &str) -> Option<Mirrors> {
                 return uris.split_whitespace().next();
             }
             let rest = line.strip_prefix("deb ")?;
-            let rest = if rest.starts_with('[') { rest.split_once(']')?.1 } else { rest };
+            let rest = if rest.starts_with('[') {
+                rest.split_once(']')?.1
+            } else {
+                rest
+            };
             rest.split_whitespace().next()
         })
         .collect();
-    let main = uris.iter().find(|u| u.trim_end_matches('/').ends_with("/debian"))?.trim_end_matches('/');
+    let main = uris
+        .iter()
+        .find(|u| u.trim_end_matches('/').ends_with("/debian"))?
+        .trim_end_matches('/');
     let security = uris
         .iter()
         .find(|u| u.trim_end_matches('/').ends_with("/debian-security"))
         .map(|u| u.trim_end_matches('/').to_string())
         .unwrap_or_else(|| format!("{main}-security"));
-    Some(Mirrors { main: main.to_string(), security })
+    Some(Mirrors {
+        main: main.to_string(),
+        security,
+    })
 }
 
 #[cfg(test)]
@@ -250,6 +325,9 @@ mod tests {
             assert!(suites(name).is_some(), "{name}");
         }
         assert!(suites("debian-4.19").is_none());
-        assert!(resolve("debian-4.19").unwrap_err().to_string().contains("debian-6.12"));
+        assert!(resolve("debian-4.19")
+            .unwrap_err()
+            .to_string()
+            .contains("debian-6.12"));
     }
 }

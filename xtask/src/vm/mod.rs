@@ -93,20 +93,30 @@ impl VmRun {
             Accel::Tcg => qemu.args(["-accel", "tcg,thread=multi", "-cpu", "max"]),
             Accel::Kvm => qemu.args(["-accel", "kvm", "-cpu", "host"]),
         };
-        qemu.args(["-smp", &self.smp.to_string(), "-m", &self.memory_mib.to_string()])
-            .args(["-nodefaults", "-display", "none", "-no-reboot"])
-            .arg("-kernel")
-            .arg(&kernel.image)
-            .arg("-initrd")
-            .arg(&initrd)
-            .args(["-append", "console=ttyS0 quiet loglevel=3 panic=-1 rdinit=/init"]);
+        qemu.args([
+            "-smp",
+            &self.smp.to_string(),
+            "-m",
+            &self.memory_mib.to_string(),
+        ])
+        .args(["-nodefaults", "-display", "none", "-no-reboot"])
+        .arg("-kernel")
+        .arg(&kernel.image)
+        .arg("-initrd")
+        .arg(&initrd)
+        .args([
+            "-append",
+            "console=ttyS0 quiet loglevel=3 panic=-1 rdinit=/init",
+        ]);
         for log in &logs {
             qemu.arg("-serial").arg(format!("file:{}", log.display()));
         }
         qemu.stdin(std::process::Stdio::null());
         cmd::echo(&qemu);
         let started = Instant::now();
-        let mut child = qemu.spawn().context("cannot start qemu-system-x86_64: install qemu-system-x86 (cargo xtask deps)")?;
+        let mut child = qemu.spawn().context(
+            "cannot start qemu-system-x86_64: install qemu-system-x86 (cargo xtask deps)",
+        )?;
 
         let mut tails = logs.clone().map(Tail::new);
         let mut collected: [Vec<u8>; 3] = Default::default();
@@ -132,7 +142,9 @@ impl VmRun {
             std::thread::sleep(Duration::from_millis(20));
         }
         let elapsed = started.elapsed();
-        let console_log = workspace::target_dir().join("vm/logs").join(format!("{}.console.log", kernel.name.replace('/', "_")));
+        let console_log = workspace::target_dir()
+            .join("vm/logs")
+            .join(format!("{}.console.log", kernel.name.replace('/', "_")));
         fs::create_dir_all(console_log.parent().unwrap())?;
         fs::copy(&logs[0], &console_log)?;
         let _ = fs::remove_dir_all(&dir);
@@ -140,7 +152,11 @@ impl VmRun {
         let console = String::from_utf8_lossy(&collected[0]);
         let Some(status) = initramfs::exit_status(&console) else {
             let tail: Vec<&str> = console.lines().rev().take(5).collect();
-            let what = if timed_out { format!("did not finish within {:?}", self.timeout) } else { "stopped without reporting the command's exit status".into() };
+            let what = if timed_out {
+                format!("did not finish within {:?}", self.timeout)
+            } else {
+                "stopped without reporting the command's exit status".into()
+            };
             bail!(
                 "the VM ({}) {what}; last console lines: {:?}; full log: {}",
                 kernel.name,
@@ -149,7 +165,13 @@ impl VmRun {
             );
         };
         let [_, stdout, stderr] = collected;
-        Ok(VmOutput { status, stdout, stderr, console_log, elapsed })
+        Ok(VmOutput {
+            status,
+            stdout,
+            stderr,
+            console_log,
+            elapsed,
+        })
     }
 
     fn initramfs(&self) -> Result<Initramfs> {
@@ -164,7 +186,10 @@ impl VmRun {
         }
         let mut argv: Vec<String> = Vec::new();
         for (i, arg) in self.command.iter().enumerate() {
-            let text = arg.to_str().with_context(|| format!("argument {arg:?} is not UTF-8"))?.to_string();
+            let text = arg
+                .to_str()
+                .with_context(|| format!("argument {arg:?} is not UTF-8"))?
+                .to_string();
             if i == 0 && Path::new(&text).is_file() {
                 let host = fs::canonicalize(&text)?;
                 initramfs.add_executable(&host, &host)?;
@@ -186,7 +211,11 @@ impl VmRun {
                 env.push((key.to_string(), value));
             }
         }
-        initramfs.add_file(Path::new("/init"), initramfs::init_script(&argv, &env)?.into_bytes(), 0o755);
+        initramfs.add_file(
+            Path::new("/init"),
+            initramfs::init_script(&argv, &env)?.into_bytes(),
+            0o755,
+        );
         Ok(initramfs)
     }
 }
@@ -203,7 +232,8 @@ impl Tail {
     }
 
     fn read_new(&mut self) -> Result<Vec<u8>> {
-        let mut file = File::open(&self.path).with_context(|| format!("opening {}", self.path.display()))?;
+        let mut file =
+            File::open(&self.path).with_context(|| format!("opening {}", self.path.display()))?;
         std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(self.offset))?;
         let mut new = Vec::new();
         file.read_to_end(&mut new)?;
@@ -230,9 +260,11 @@ fn forward(stream: usize, bytes: &[u8], verbose: bool) -> Result<()> {
 
 fn run_dir() -> Result<PathBuf> {
     static RUNS: AtomicUsize = AtomicUsize::new(0);
-    let dir = workspace::target_dir()
-        .join("vm/runs")
-        .join(format!("{}-{}", std::process::id(), RUNS.fetch_add(1, Ordering::Relaxed)));
+    let dir = workspace::target_dir().join("vm/runs").join(format!(
+        "{}-{}",
+        std::process::id(),
+        RUNS.fetch_add(1, Ordering::Relaxed)
+    ));
     fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     Ok(dir)
 }
