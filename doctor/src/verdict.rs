@@ -130,7 +130,7 @@ pub fn decide(
                 Verdict::WillFail,
                 Basis::ReadOnly,
                 Some(failure),
-                format!("{because}: {}", failure.cause),
+                format!("{}: {because}", failure.title),
                 Some(failure.fix_for(probe)),
             ),
             Prediction::Unchecked { blocked_by, missing } => verdict(
