@@ -30,7 +30,7 @@ fn is_root() -> bool {
 }
 
 /// The one error line a failing lesson prints, checked for errno, cause and next step.
-fn assert_explained_failure(output: &Output, errno: &str, cause: &str, lesson: &str) {
+fn assert_explained_failure(output: &Output, errno: &str, cause: &str, next: &str) {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     let error_lines: Vec<&str> = stderr
@@ -45,10 +45,7 @@ fn assert_explained_failure(output: &Output, errno: &str, cause: &str, lesson: &
     let line = error_lines[0];
     assert!(line.contains(errno), "errno {errno} not named: {line}");
     assert!(line.contains(cause), "cause {cause:?} not given: {line}");
-    assert!(
-        line.contains(&format!("cargo xtask vm -- target/debug/{lesson}")),
-        "no next step: {line}"
-    );
+    assert!(line.contains(next), "next step {next:?} not given: {line}");
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(
         output.stdout.is_empty(),
@@ -81,13 +78,18 @@ fn kernel_refuses_tracing_programs() -> bool {
 fn lesson_02_on_this_kernel() {
     let output = run_lesson("lesson-02");
     if !is_root() {
-        assert_explained_failure(&output, "EPERM (-1)", "needs root", "lesson-02");
+        assert_explained_failure(
+            &output,
+            "EPERM (-1)",
+            "needs root",
+            "sudo target/debug/lesson-02",
+        );
     } else if !kernel_has_kprobes() {
         assert_explained_failure(
             &output,
             "ENOENT (-2)",
             "without CONFIG_KPROBES",
-            "lesson-02",
+            "cargo xtask vm -- target/debug/lesson-02",
         );
     } else {
         assert_eq!(output.status.code(), Some(WORKLOAD_EXIT));
@@ -105,13 +107,18 @@ fn lesson_02_on_this_kernel() {
 fn lesson_03_on_this_kernel() {
     let output = run_lesson("lesson-03");
     if !is_root() {
-        assert_explained_failure(&output, "EPERM (-1)", "needs root", "lesson-03");
+        assert_explained_failure(
+            &output,
+            "EPERM (-1)",
+            "needs root",
+            "sudo target/debug/lesson-03",
+        );
     } else if kernel_refuses_tracing_programs() {
         assert_explained_failure(
             &output,
             "EPERM (-1)",
             "`ulimit -l` is wrong here",
-            "lesson-03",
+            "cargo xtask vm -- target/debug/lesson-03",
         );
     } else {
         assert_eq!(output.status.code(), Some(WORKLOAD_EXIT));
@@ -136,4 +143,31 @@ fn unlink_common_function() -> String {
         })
         .expect("no unlink function in /proc/kallsyms")
         .to_string()
+}
+
+/// Dropping to `nobody` must give the not-privileged explanation, whatever the kernel.
+#[test]
+#[ignore = "needs the lesson binaries and root (to drop privileges); run by `cargo xtask test`"]
+fn lessons_explain_missing_privileges() {
+    assert!(is_root(), "this test starts as root and drops to nobody");
+    for lesson in ["lesson-02", "lesson-03"] {
+        let output = Command::new("setpriv")
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "--inh-caps=-all",
+            ])
+            .arg(binary(lesson))
+            .args(["--", "true"])
+            .output()
+            .expect("setpriv (util-linux) runs the lesson as nobody");
+        let next = format!("sudo target/debug/{lesson}");
+        assert_explained_failure(
+            &output,
+            "EPERM (-1)",
+            "needs root, or CAP_BPF + CAP_PERFMON",
+            &next,
+        );
+    }
 }
