@@ -143,7 +143,9 @@ fn parse_ldd(text: &str) -> Vec<PathBuf> {
         .collect()
 }
 
-/// What the guest's /init does: mount the file systems BPF tools expect, run
+/// What the guest's /init does: mount the file systems BPF tools expect (not a
+/// tmpfs on /tmp: the initramfs root is writable already, and host files may
+/// live under /tmp), run
 /// the command with stdout on ttyS1 and stderr on ttyS2, report its status on
 /// the console, power off.
 pub fn init_script(command: &[String], env: &[(String, String)]) -> Result<String> {
@@ -163,7 +165,6 @@ export PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/tmp
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
-mount -t tmpfs tmpfs /tmp
 mount -t tracefs tracefs /sys/kernel/tracing
 mount -t debugfs debugfs /sys/kernel/debug
 mount -t bpf bpf /sys/fs/bpf
@@ -249,5 +250,7 @@ mod tests {
             "{script}"
         );
         assert!(script.contains("export NO_COLOR=1\n"));
+        // host paths under /tmp (a CI clone) must stay visible in the guest
+        assert!(!script.contains(" /tmp\n"), "{script}");
     }
 }
