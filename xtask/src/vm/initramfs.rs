@@ -251,6 +251,6 @@ mod tests {
         );
         assert!(script.contains("export NO_COLOR=1\n"));
         // host paths under /tmp (a CI clone) must stay visible in the guest
-        assert!(!script.contains(" /tmp\n"), "{script}");
+        assert!(!script.contains("tmpfs /tmp"), "{script}");
     }
 }
