@@ -21,7 +21,7 @@ pub struct LessonArgs {
     pub count: Option<u64>,
 
     /// Exit after this many seconds
-    #[arg(long, value_name = "SECS")]
+    #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
     pub duration: Option<f64>,
 
     /// Attach to this kernel function instead of do_unlinkat / filename_unlinkat
@@ -83,6 +83,14 @@ fn parse_comm(name: &str) -> Result<String, String> {
     }
 }
 
+fn parse_seconds(value: &str) -> Result<f64, String> {
+    match value.parse::<f64>() {
+        Ok(secs) if secs.is_finite() && secs >= 0.0 && secs < 1e9 => Ok(secs),
+        Ok(_) => Err("must be a number of seconds from 0 up".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 fn parse_ring_buffer_kib(value: &str) -> Result<u32, String> {
     let kib: u32 = value.parse().map_err(|e| format!("{e}"))?;
     if kib >= 4 && kib.is_power_of_two() && kib <= 1 << 20 {
@@ -127,6 +135,10 @@ mod tests {
         assert!(Cli::try_parse_from(["lesson", "--comm", "a-very-long-process-name"]).is_err());
         assert!(Cli::try_parse_from(["lesson", "--ring-buffer-kib", "100"]).is_err());
         assert!(Cli::try_parse_from(["lesson", "--printk", "--json"]).is_err());
+        for bad in ["-1", "NaN", "inf", "soon"] {
+            assert!(Cli::try_parse_from(["lesson", "--duration", bad]).is_err(), "{bad}");
+        }
+        assert_eq!(Cli::try_parse_from(["lesson", "--duration", "0.5"]).unwrap().lesson.duration, Some(0.5));
         assert!(Cli::try_parse_from(["lesson", "--pid", "1", "--", "true"]).is_err());
         assert_eq!(
             Cli::try_parse_from(["lesson", "--ring-buffer-kib", "4"])

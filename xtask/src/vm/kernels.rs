@@ -245,7 +245,7 @@ impl PrivateApt {
         cmd::run(
             self.command("apt-get")
                 .current_dir(into)
-                .args(["download", "-q", package]),
+                .args(["download", package]),
         )
     }
 }
