@@ -143,3 +143,54 @@ cat /tmp/out /tmp/err"#
     );
     eprintln!("4 KiB ring buffer: {seen} printed, {lost} lost");
 }
+
+/// `--pid` shows only that process's unlinks, `--comm` only that command's.
+#[test]
+#[ignore = "boots QEMU; run by `cargo xtask test`"]
+fn pid_and_comm_filters_on_the_default_kernel() {
+    let lesson = binary("lesson-03").display().to_string();
+    let script = format!(
+        r#"cd /tmp && touch target other x y
+(sleep 3; exec unlink target) &
+target=$!
+(sleep 3; unlink other) &
+{lesson} --json --pid $target --count 1 --duration 30 > /tmp/pid.out
+echo "TARGET-PID $target"
+sed 's/^/PID-FILTER /' /tmp/pid.out
+{lesson} --json --comm rm --duration 8 > /tmp/comm.out &
+sleep 4; unlink x; rm y; wait
+sed 's/^/COMM-FILTER /' /tmp/comm.out"#
+    );
+    let mut run = VmRun::new(xtask::vm::kernels::DEFAULT, ["sh", "-c", &script]);
+    run.extra_files
+        .push((binary("lesson-03"), binary("lesson-03")));
+    let output = run.run_captured().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let target: u64 = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("TARGET-PID "))
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{stdout}"));
+    let unlinks = |prefix: &str| -> Vec<serde_json::Value> {
+        stdout
+            .lines()
+            .filter_map(|l| l.strip_prefix(prefix))
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|v| v["type"] == "unlink")
+            .collect()
+    };
+    let by_pid = unlinks("PID-FILTER ");
+    assert_eq!(by_pid.len(), 1, "{stdout}");
+    assert_eq!(
+        (by_pid[0]["pid"].as_u64(), by_pid[0]["filename"].as_str()),
+        (Some(target), Some("target")),
+        "{stdout}"
+    );
+    let by_comm = unlinks("COMM-FILTER ");
+    assert_eq!(by_comm.len(), 1, "{stdout}");
+    assert_eq!(
+        (by_comm[0]["comm"].as_str(), by_comm[0]["filename"].as_str()),
+        (Some("rm"), Some("y")),
+        "{stdout}"
+    );
+}
