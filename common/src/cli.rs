@@ -85,7 +85,7 @@ fn parse_comm(name: &str) -> Result<String, String> {
 
 fn parse_seconds(value: &str) -> Result<f64, String> {
     match value.parse::<f64>() {
-        Ok(secs) if secs.is_finite() && secs >= 0.0 && secs < 1e9 => Ok(secs),
+        Ok(secs) if (0.0..1e9).contains(&secs) => Ok(secs),
         Ok(_) => Err("must be a number of seconds from 0 up".into()),
         Err(e) => Err(e.to_string()),
     }
