@@ -9,12 +9,15 @@
 
 #include "unlink_event.h"
 
+// ANCHOR: ring_buffer
 /* One record per finished unlink, read by user space (unlink-common's events.rs). */
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 256 * 1024); /* user space may resize it before load */
 } events SEC(".maps");
+// ANCHOR_END: ring_buffer
 
+// ANCHOR: traced_tgids
 /* Processes whose unlinks we report when filter_by_tgid is set: --pid, or `-- COMMAND` and its children. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -22,15 +25,21 @@ struct {
 	__type(key, __u32);
 	__type(value, __u8);
 } traced_tgids SEC(".maps");
+// ANCHOR_END: traced_tgids
 
+// ANCHOR: rodata
 /* Set by user space before load; the verifier prunes the branches they turn off. */
 const volatile bool filter_by_tgid = false;
 const volatile char filter_comm[TASK_COMM_LEN] = {};
 const volatile bool use_printk = false;
+// ANCHOR_END: rodata
 
+// ANCHOR: lost_events
 /* Records the ring buffer had no room for: counted here so user space can report them. */
 __u64 lost_events = 0;
+// ANCHOR_END: lost_events
 
+// ANCHOR: unlink_wanted
 static __always_inline bool unlink_wanted(void)
 {
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
@@ -51,7 +60,9 @@ static __always_inline bool unlink_wanted(void)
 	}
 	return true;
 }
+// ANCHOR_END: unlink_wanted
 
+// ANCHOR: event_begin
 /* Fill in who is unlinking what; the caller adds ret and latency at exit. */
 static __always_inline void unlink_event_begin(struct unlink_event *e, const char *name)
 {
@@ -84,7 +95,9 @@ static __always_inline void unlink_event_begin(struct unlink_event *e, const cha
 			e->flags |= UNLINK_NAME_TRUNCATED;
 	}
 }
+// ANCHOR_END: event_begin
 
+// ANCHOR: sending
 /* A full ring buffer is counted, never silent: both ways of sending go through here. */
 static __always_inline void count_lost(void)
 {
@@ -107,7 +120,9 @@ static __always_inline struct unlink_event *unlink_event_reserve(void)
 		count_lost();
 	return e;
 }
+// ANCHOR_END: sending
 
+// ANCHOR: follow
 /*
  * `-- COMMAND`: user space puts the command's pid in traced_tgids before it
  * runs; these two keep the set equal to that process and its descendants.
@@ -136,5 +151,6 @@ int BPF_PROG(forget_exit, struct task_struct *task)
 		bpf_map_delete_elem(&traced_tgids, &tgid);
 	return 0;
 }
+// ANCHOR_END: follow
 
 #endif /* __UNLINK_BPF_H */

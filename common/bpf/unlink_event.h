@@ -3,6 +3,7 @@
 #ifndef __UNLINK_EVENT_H
 #define __UNLINK_EVENT_H
 
+// ANCHOR: event
 #define TASK_COMM_LEN 16
 #define UNLINK_NAME_CAP 256
 
@@ -23,5 +24,6 @@ struct unlink_event {
 };
 
 _Static_assert(sizeof(struct unlink_event) == 312, "update events.rs when the layout changes");
+// ANCHOR_END: event
 
 #endif /* __UNLINK_EVENT_H */

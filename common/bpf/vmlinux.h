@@ -46,6 +46,7 @@ enum {
 	BPF_EXIST = 2,
 };
 
+// ANCHOR: structs
 #pragma clang attribute push (__attribute__((preserve_access_index)), apply_to = record)
 
 #if defined(__TARGET_ARCH_x86)
@@ -81,5 +82,6 @@ struct task_struct {
 };
 
 #pragma clang attribute pop
+// ANCHOR_END: structs
 
 #endif /* __VMLINUX_H__ */

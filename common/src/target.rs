@@ -8,8 +8,10 @@ use anyhow::{bail, Result};
 use libbpf_rs::btf::types::Func;
 use libbpf_rs::btf::Btf;
 
+// ANCHOR: functions
 /// Newest name last; both take `(int dfd, struct filename *name)` and return int (long before 5.x).
 pub const UNLINK_FUNCTIONS: [&str; 2] = ["do_unlinkat", "filename_unlinkat"];
+// ANCHOR_END: functions
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
@@ -37,6 +39,7 @@ impl fmt::Display for FoundIn {
     }
 }
 
+// ANCHOR: resolve
 /// Pick the function to attach to, reading the system files under `root` (normally `/`).
 pub fn resolve(requested: Option<&str>, root: &Path) -> Result<Target> {
     if let Some(function) = requested {
@@ -62,6 +65,7 @@ pub fn resolve(requested: Option<&str>, root: &Path) -> Result<Target> {
          run `sudo unlink-doctor` to see why, or name the function with --function NAME"
     )
 }
+// ANCHOR_END: resolve
 
 /// The unlink function named in the kernel's BTF, if the kernel has BTF.
 pub fn find_in_btf(root: &Path) -> Option<String> {
