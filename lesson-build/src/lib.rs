@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
+// ANCHOR: build_skeleton
 /// Build the skeleton for `src/bpf/{name}.bpf.c` of the calling package.
 pub fn build_skeleton(name: &str) {
     let manifest_dir = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));
@@ -29,6 +30,7 @@ pub fn build_skeleton(name: &str) {
     println!("cargo:rerun-if-changed={}", source.display());
     println!("cargo:rerun-if-changed={}", shared_headers.display());
 }
+// ANCHOR_END: build_skeleton
 
 fn clang_found() -> bool {
     Command::new("clang")
