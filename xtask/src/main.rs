@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 use xtask::vm::{kernels, Accel, VmRun};
-use xtask::{deps, test, try_lesson, vm};
+use xtask::{book, deps, test, try_lesson, vm};
 
 #[derive(Parser)]
 #[command(
@@ -38,6 +38,11 @@ enum Task {
     },
     /// Everything CI checks: dependencies, build, kernels, unit and end-to-end tests
     Test,
+    /// The book in book/, English and 中文: install, build, serve, transcripts, check
+    Book {
+        #[command(subcommand)]
+        task: book::Task,
+    },
 }
 
 #[derive(clap::Args)]
@@ -130,6 +135,10 @@ fn run(task: Task) -> Result<ExitCode> {
         Task::Try { lesson } => try_lesson::run(lesson),
         Task::Test => {
             test::run()?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Task::Book { task } => {
+            book::run(task)?;
             Ok(ExitCode::SUCCESS)
         }
     }

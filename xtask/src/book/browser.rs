@@ -1,0 +1,468 @@
+//! The real-browser check: headless Chromium, driven over the DevTools
+//! protocol on a pipe (`--remote-debugging-pipe`: NUL-terminated JSON, the
+//! browser reads fd 3 and writes fd 4), against the built book served on
+//! 127.0.0.1. No browser library, no downloads, no network: any request that
+//! leaves the local server is reported.
+
+use std::collections::VecDeque;
+use std::fs::{self, File};
+use std::io::{BufRead, BufReader, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde_json::{json, Value};
+
+use super::check::Problems;
+use super::{pipe, server};
+use crate::cmd;
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The page pair the check walks through, and the queries it types.
+pub struct Plan<'a> {
+    pub en_page: &'a str,
+    pub zh_page: &'a str,
+    pub zh_query: &'a str,
+    pub en_query: &'a str,
+}
+
+/// Load an English page, follow its language link, check lang and the fonts
+/// Chinese renders with, follow the link back, search in Chinese and in
+/// English; screenshots go to `shots`.
+pub fn check(site: &Path, plan: &Plan<'_>, shots: &Path, problems: &mut Problems) -> Result<()> {
+    let base = server::start(site)?;
+    fs::create_dir_all(shots).with_context(|| format!("creating {}", shots.display()))?;
+    let mut browser = Browser::launch(&shots.join("chromium.log"))?;
+    let result = walk(&mut browser, &base, plan, shots, problems);
+    let events = browser.close();
+    for event in &events {
+        match event["method"].as_str().unwrap_or("") {
+            "Network.requestWillBeSent" => {
+                let url = event["params"]["request"]["url"].as_str().unwrap_or("");
+                let local = url.starts_with(&base)
+                    || ["data:", "about:", "blob:"].iter().any(|s| url.starts_with(s));
+                if !local {
+                    problems.add(format!("browser: a page requested a network resource: {url}"));
+                }
+            }
+            "Network.responseReceived" => {
+                let response = &event["params"]["response"];
+                if response["status"].as_i64().unwrap_or(0) >= 400 {
+                    problems.add(format!(
+                        "browser: {} answered {}",
+                        response["url"].as_str().unwrap_or("?"),
+                        response["status"]
+                    ));
+                }
+            }
+            "Runtime.exceptionThrown" => {
+                let details = &event["params"]["exceptionDetails"];
+                problems.add(format!(
+                    "browser: script error on {}: {}",
+                    details["url"].as_str().unwrap_or("?"),
+                    details["exception"]["description"]
+                        .as_str()
+                        .or(details["text"].as_str())
+                        .unwrap_or("?")
+                ));
+            }
+            "Runtime.consoleAPICalled" if event["params"]["type"] == "error" => {
+                problems.add(format!(
+                    "browser: console error: {}",
+                    event["params"]["args"][0]["value"]
+                ));
+            }
+            _ => {}
+        }
+    }
+    result
+}
+
+fn walk(
+    browser: &mut Browser,
+    base: &str,
+    plan: &Plan<'_>,
+    shots: &Path,
+    problems: &mut Problems,
+) -> Result<()> {
+    let en_url = format!("{base}{}", plan.en_page);
+    browser.navigate(&en_url)?;
+    expect_page(browser, plan.en_page, "en", problems)?;
+    // On an English page the sidebar still lists the Chinese chapters.
+    expect_chinese_fonts(browser, "#mdbook-sidebar a[lang=\"zh-CN\"]", problems)?;
+    browser.screenshot(&shots.join("en.png"))?;
+
+    browser.click_and_wait(".lang-switch a.lang-link")?;
+    expect_page(browser, plan.zh_page, "zh-CN", problems)?;
+    if browser.eval("document.querySelector('main div[lang=\"zh-CN\"]') !== null")? != json!(true) {
+        problems.add(format!("browser: {}: no <div lang=\"zh-CN\"> around the content", plan.zh_page));
+    }
+    expect_chinese_fonts(browser, "main h1", problems)?;
+    browser.screenshot(&shots.join("zh.png"))?;
+
+    browser.click_and_wait(".lang-switch a.lang-link")?;
+    expect_page(browser, plan.en_page, "en", problems)?;
+
+    browser.navigate(&format!("{base}{}", plan.zh_page))?;
+    browser.click("#mdbook-search-toggle")?;
+    for (query, language) in [(plan.zh_query, "zh/"), (plan.en_query, "en/")] {
+        let results = browser.search(query)?;
+        if !results.iter().any(|href| href.contains(language)) {
+            problems.add(format!(
+                "browser: searching {query:?} found no {language} page; results: {results:?}"
+            ));
+        }
+        if language == "zh/" {
+            browser.screenshot(&shots.join("zh-search.png"))?;
+        }
+    }
+    Ok(())
+}
+
+/// The browser is on `page` and the document's lang is `lang`.
+fn expect_page(browser: &mut Browser, page: &str, lang: &str, problems: &mut Problems) -> Result<()> {
+    let state = browser.eval("[location.pathname, document.documentElement.lang]")?;
+    let path = state[0].as_str().unwrap_or("");
+    if !path.ends_with(&format!("/{page}")) {
+        problems.add(format!("browser: expected to be on {page}, but on {path}"));
+    }
+    if state[1] != json!(lang) {
+        problems.add(format!("browser: {path}: document lang is {}, not {lang:?}", state[1]));
+    }
+    Ok(())
+}
+
+/// The Chinese text of the first `selector` match renders with a Simplified
+/// Chinese face (Noto Sans CJK SC), not the Japanese or Korean forms.
+fn expect_chinese_fonts(browser: &mut Browser, selector: &str, problems: &mut Problems) -> Result<()> {
+    let fonts = browser.platform_fonts(selector)?;
+    let cjk: Vec<&String> = fonts.iter().filter(|f| f.contains("CJK")).collect();
+    if cjk.is_empty() || cjk.iter().any(|f| !f.contains("SC")) {
+        problems.add(format!(
+            "browser: {selector} renders with {fonts:?}: expected Noto Sans CJK SC for its Chinese text"
+        ));
+    }
+    Ok(())
+}
+
+struct Browser {
+    child: Child,
+    commands: File,
+    messages: Receiver<Value>,
+    /// Every event received so far, in order; the check reads them at the end.
+    events: Vec<Value>,
+    /// Events not yet consumed by a wait.
+    unseen: VecDeque<Value>,
+    next_id: u64,
+    session: String,
+    profile: PathBuf,
+}
+
+impl Browser {
+    fn launch(log: &Path) -> Result<Browser> {
+        let profile = std::env::temp_dir().join(format!("xtask-book-chromium-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&profile);
+        fs::create_dir_all(&profile)?;
+        let (commands_read, commands) = pipe()?;
+        let (messages, messages_write) = pipe()?;
+        let mut command = Command::new(CHROMIUM);
+        command
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--window-size=1280,900",
+                "--remote-debugging-pipe",
+            ])
+            .arg(format!("--user-data-dir={}", profile.display()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(File::create(log).with_context(|| format!("creating {}", log.display()))?);
+        let (read_fd, write_fd) = (commands_read.as_raw_fd(), messages_write.as_raw_fd());
+        // SAFETY: only async-signal-safe calls between fork and exec.
+        unsafe {
+            command.pre_exec(move || {
+                // Move both above 4 first, so that neither dup2 closes the other.
+                let read_fd = libc::fcntl(read_fd, libc::F_DUPFD, 10);
+                let write_fd = libc::fcntl(write_fd, libc::F_DUPFD, 10);
+                if read_fd < 0 || write_fd < 0 || libc::dup2(read_fd, 3) < 0 || libc::dup2(write_fd, 4) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        cmd::echo(&command);
+        let child = command
+            .spawn()
+            .context("cannot start /usr/bin/chromium: cargo xtask book install")?;
+        drop((commands_read, messages_write));
+
+        let (sender, receiver) = mpsc::channel();
+        let mut reader = BufReader::new(File::from(messages));
+        std::thread::spawn(move || {
+            let mut message = Vec::new();
+            while reader.read_until(0, &mut message).is_ok_and(|n| n > 0) {
+                if message.last() == Some(&0) {
+                    message.pop();
+                }
+                if let Ok(value) = serde_json::from_slice(&message) {
+                    if sender.send(value).is_err() {
+                        break;
+                    }
+                }
+                message.clear();
+            }
+        });
+
+        let mut browser = Browser {
+            child,
+            commands: File::from(commands),
+            messages: receiver,
+            events: Vec::new(),
+            unseen: VecDeque::new(),
+            next_id: 0,
+            session: String::new(),
+            profile,
+        };
+        let target = browser.send("Target.createTarget", json!({"url": "about:blank"}))?;
+        let attached = browser.send(
+            "Target.attachToTarget",
+            json!({"targetId": target["targetId"], "flatten": true}),
+        )?;
+        browser.session = attached["sessionId"]
+            .as_str()
+            .context("Target.attachToTarget returned no sessionId")?
+            .to_string();
+        for domain in ["Page", "Runtime", "Network", "DOM", "CSS"] {
+            browser.send(&format!("{domain}.enable"), json!({}))?;
+        }
+        Ok(browser)
+    }
+
+    /// Send a command (to the page's session once attached) and wait for its result.
+    fn send(&mut self, method: &str, params: Value) -> Result<Value> {
+        self.next_id += 1;
+        let id = self.next_id;
+        let mut message = json!({"id": id, "method": method, "params": params});
+        if !self.session.is_empty() {
+            message["sessionId"] = json!(self.session);
+        }
+        let mut bytes = serde_json::to_vec(&message)?;
+        bytes.push(0);
+        self.commands
+            .write_all(&bytes)
+            .with_context(|| format!("sending {method} to Chromium"))?;
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let message = self.receive(deadline, method)?;
+            if message["id"] == json!(id) {
+                if let Some(error) = message.get("error") {
+                    bail!("Chromium: {method} failed: {error}");
+                }
+                return Ok(message["result"].clone());
+            }
+            if message.get("method").is_some() {
+                self.events.push(message.clone());
+                self.unseen.push_back(message);
+            }
+        }
+    }
+
+    fn receive(&mut self, deadline: Instant, waiting_for: &str) -> Result<Value> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match self.messages.recv_timeout(left) {
+            Ok(message) => Ok(message),
+            Err(RecvTimeoutError::Timeout) => bail!("Chromium: no {waiting_for} within {TIMEOUT:?}"),
+            Err(RecvTimeoutError::Disconnected) => {
+                bail!("Chromium exited while waiting for {waiting_for} (see target/book-check/chromium.log)")
+            }
+        }
+    }
+
+    fn wait_event(&mut self, method: &str) -> Result<Value> {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            if let Some(event) = self.unseen.pop_front() {
+                if event["method"] == json!(method) {
+                    return Ok(event);
+                }
+                continue;
+            }
+            let message = self.receive(deadline, method)?;
+            if message.get("method").is_some() {
+                self.events.push(message.clone());
+                self.unseen.push_back(message);
+            }
+        }
+    }
+
+    fn navigate(&mut self, url: &str) -> Result<()> {
+        self.unseen.clear();
+        let result = self.send("Page.navigate", json!({"url": url}))?;
+        if let Some(error) = result.get("errorText") {
+            bail!("Chromium could not load {url}: {error}");
+        }
+        self.wait_event("Page.loadEventFired")?;
+        Ok(())
+    }
+
+    /// Evaluate a JavaScript expression in the page; its value as JSON.
+    fn eval(&mut self, expression: &str) -> Result<Value> {
+        let result = self.send(
+            "Runtime.evaluate",
+            json!({"expression": expression, "returnByValue": true, "awaitPromise": true}),
+        )?;
+        if let Some(details) = result.get("exceptionDetails") {
+            bail!("in the page, {expression}: {}", details["exception"]["description"]);
+        }
+        Ok(result["result"]["value"].clone())
+    }
+
+    /// A real mouse click in the middle of the first element `selector` matches.
+    fn click(&mut self, selector: &str) -> Result<()> {
+        let selector_js = serde_json::to_string(selector)?;
+        let point = self.eval(&format!(
+            "(() => {{ const e = document.querySelector({selector_js}); if (!e) return null; \
+             e.scrollIntoView({{block: 'center'}}); const r = e.getBoundingClientRect(); \
+             return [r.x + r.width / 2, r.y + r.height / 2]; }})()"
+        ))?;
+        let (Some(x), Some(y)) = (point[0].as_f64(), point[1].as_f64()) else {
+            bail!("no {selector} on the page to click");
+        };
+        for kind in ["mousePressed", "mouseReleased"] {
+            self.send(
+                "Input.dispatchMouseEvent",
+                json!({"type": kind, "x": x, "y": y, "button": "left", "clickCount": 1}),
+            )?;
+        }
+        Ok(())
+    }
+
+    fn click_and_wait(&mut self, selector: &str) -> Result<()> {
+        self.unseen.clear();
+        self.click(selector)?;
+        self.wait_event("Page.loadEventFired")?;
+        Ok(())
+    }
+
+    /// Type `query` key by key into the focused search bar; the result links.
+    fn search(&mut self, query: &str) -> Result<Vec<String>> {
+        self.eval("document.getElementById('mdbook-searchbar').value = ''")?;
+        for key in query.chars() {
+            let text = key.to_string();
+            self.send(
+                "Input.dispatchKeyEvent",
+                json!({"type": "keyDown", "key": text, "text": text, "unmodifiedText": text}),
+            )?;
+            self.send("Input.dispatchKeyEvent", json!({"type": "keyUp", "key": text}))?;
+        }
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let state = self.eval(
+                "[document.getElementById('mdbook-searchbar').value, \
+                 document.getElementById('mdbook-searchresults-header').innerText, \
+                 Array.from(document.querySelectorAll('#mdbook-searchresults li a'), a => a.getAttribute('href'))]",
+            )?;
+            let header = state[1].as_str().unwrap_or("");
+            if state[0] == json!(query) && header.contains(query) {
+                return Ok(state[2]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|href| href.as_str().map(String::from))
+                    .collect());
+            }
+            if Instant::now() > deadline {
+                bail!("searching {query:?}: no results header after {TIMEOUT:?} (search bar {}, header {header:?})", state[0]);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The font families Chromium really used for the text of the first match.
+    fn platform_fonts(&mut self, selector: &str) -> Result<Vec<String>> {
+        let document = self.send("DOM.getDocument", json!({"depth": 0}))?;
+        let node = self.send(
+            "DOM.querySelector",
+            json!({"nodeId": document["root"]["nodeId"], "selector": selector}),
+        )?;
+        if node["nodeId"] == json!(0) {
+            bail!("no {selector} on the page");
+        }
+        let fonts = self.send("CSS.getPlatformFontsForNode", json!({"nodeId": node["nodeId"]}))?;
+        Ok(fonts["fonts"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|font| font["familyName"].as_str().map(String::from))
+            .collect())
+    }
+
+    fn screenshot(&mut self, path: &Path) -> Result<()> {
+        let shot = self.send("Page.captureScreenshot", json!({"format": "png"}))?;
+        let data = shot["data"].as_str().context("Page.captureScreenshot returned no data")?;
+        fs::write(path, base64_decode(data)?).with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("book: screenshot {}", path.display());
+        Ok(())
+    }
+
+    /// Close Chromium and hand back every event it sent.
+    fn close(mut self) -> Vec<Value> {
+        self.session.clear();
+        let _ = self.send("Browser.close", json!({}));
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline && matches!(self.child.try_wait(), Ok(None)) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = fs::remove_dir_all(&self.profile);
+        std::mem::take(&mut self.events)
+    }
+}
+
+fn base64_decode(text: &str) -> Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(text.len() / 4 * 3);
+    let (mut bits, mut count) = (0u32, 0);
+    for byte in text.bytes().filter(|b| *b != b'=') {
+        let value = match byte {
+            b'A'..=b'Z' => byte - b'A',
+            b'a'..=b'z' => byte - b'a' + 26,
+            b'0'..=b'9' => byte - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return Err(anyhow!("invalid base64 byte {byte:#x}")),
+        };
+        bits = (bits << 6 | u32::from(value)) & 0xffff;
+        count += 6;
+        if count >= 8 {
+            count -= 8;
+            out.push((bits >> count) as u8);
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_base64() {
+        assert_eq!(base64_decode("aGVsbG8=").unwrap(), b"hello");
+        assert_eq!(base64_decode("5Lit5paH").unwrap(), "中文".as_bytes());
+        assert_eq!(base64_decode("").unwrap(), b"");
+        assert!(base64_decode("a*").is_err());
+    }
+}
