@@ -1,18 +1,23 @@
 //! Child commands, echoed before they run (`$ cmd args` on stderr).
 
 use std::ffi::OsStr;
-use std::process::{Command, Output};
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, ExitStatus, Output, Stdio};
 
 use anyhow::{bail, Context, Result};
 
-/// Print the command line the way a shell user would type it.
+/// Print the command line the way a shell user would type it, with the
+/// variables it sets explicitly (`DEBIAN_FRONTEND=noninteractive apt-get ...`).
 pub fn echo(command: &Command) {
-    let mut line = command.get_program().to_string_lossy().into_owned();
-    for arg in command.get_args() {
-        line.push(' ');
-        line.push_str(&shell_quote(arg));
-    }
-    eprintln!("$ {line}");
+    let mut words: Vec<String> = command
+        .get_envs()
+        .filter_map(|(key, value)| {
+            Some(format!("{}={}", key.to_string_lossy(), shell_quote(value?)))
+        })
+        .collect();
+    words.push(shell_quote(command.get_program()));
+    words.extend(command.get_args().map(shell_quote));
+    eprintln!("$ {}", words.join(" "));
 }
 
 pub fn shell_quote(arg: &OsStr) -> String {
@@ -28,15 +33,18 @@ pub fn shell_quote(arg: &OsStr) -> String {
     }
 }
 
+fn program(command: &Command) -> String {
+    command.get_program().to_string_lossy().into_owned()
+}
+
 /// Echo and run; fail with the command's name when it fails.
 pub fn run(command: &mut Command) -> Result<()> {
     echo(command);
-    let program = command.get_program().to_string_lossy().into_owned();
     let status = command
         .status()
-        .with_context(|| format!("cannot run {program}"))?;
+        .with_context(|| format!("cannot run {}", program(command)))?;
     if !status.success() {
-        bail!("{program} failed ({status})");
+        bail!("{} failed ({status})", program(command));
     }
     Ok(())
 }
@@ -44,15 +52,35 @@ pub fn run(command: &mut Command) -> Result<()> {
 /// Echo and run, capturing stdout; stderr goes to the terminal.
 pub fn output(command: &mut Command) -> Result<String> {
     echo(command);
-    let program = command.get_program().to_string_lossy().into_owned();
     let Output { status, stdout, .. } = command
-        .stderr(std::process::Stdio::inherit())
+        .stderr(Stdio::inherit())
         .output()
-        .with_context(|| format!("cannot run {program}"))?;
+        .with_context(|| format!("cannot run {}", program(command)))?;
     if !status.success() {
-        bail!("{program} failed ({status})");
+        bail!("{} failed ({status})", program(command));
     }
     Ok(String::from_utf8_lossy(&stdout).into_owned())
+}
+
+/// Echo and run with stderr shown live and also returned, for callers that
+/// recognise a failure by its message.
+pub fn run_tee_stderr(command: &mut Command) -> Result<(ExitStatus, String)> {
+    echo(command);
+    let mut child = command
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot run {}", program(command)))?;
+    let mut text = String::new();
+    // stdout is not piped, so reading stderr to its end cannot deadlock.
+    for line in BufReader::new(child.stderr.take().expect("piped")).split(b'\n') {
+        let line = line.context("reading stderr")?;
+        let mut stderr = std::io::stderr().lock();
+        stderr.write_all(&line)?;
+        stderr.write_all(b"\n")?;
+        text.push_str(&String::from_utf8_lossy(&line));
+        text.push('\n');
+    }
+    Ok((child.wait()?, text))
 }
 
 #[cfg(test)]

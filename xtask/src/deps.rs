@@ -31,11 +31,16 @@ pub const BUILD: &[Package] = &[
 pub const VM: &[Package] = &[
     pkg("qemu-system-x86", "/usr/bin/qemu-system-x86_64"),
     pkg("busybox-static", "/bin/busybox"),
+    // unpacks the XZ-compressed Debian kernels (see vm::kernels)
+    pkg("xz-utils", "/usr/bin/xz"),
     pkg("binutils", "/usr/bin/strip"),
 ];
 
 /// The tests' independent witnesses.
 pub const TEST: &[Package] = &[pkg("bpftool", "/usr/sbin/bpftool")];
+
+/// `cargo xtask bench`: the peer the lessons' start-up is compared with.
+pub const BENCH: &[Package] = &[pkg("bpftrace", "/usr/bin/bpftrace")];
 
 /// Install what is missing (as root), or say exactly what to run.
 pub fn ensure(groups: &[&[Package]]) -> Result<()> {

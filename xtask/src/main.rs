@@ -4,10 +4,10 @@ use std::ffi::OsString;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use xtask::vm::{kernels, Accel, VmRun};
-use xtask::{book, deps, test, try_lesson, vm};
+use xtask::{bench, book, deps, test, try_lesson, vm};
 
 #[derive(Parser)]
 #[command(
@@ -23,12 +23,9 @@ struct Cli {
 enum Task {
     /// Boot a kernel in QEMU and run COMMAND in it; exits with COMMAND's status
     Vm(VmArgs),
-    /// Download and cache VM kernels
-    Fetch {
-        /// A kernel name, or `all` for the whole test matrix
-        #[arg(long, default_value = kernels::DEFAULT)]
-        kernel: String,
-    },
+    /// Same as `vm fetch`
+    #[command(hide = true)]
+    Fetch(FetchArgs),
     /// Install the Debian packages the project needs (as root)
     Deps,
     /// Build a lesson and run it with a few unlinks: natively if this kernel can, else in a VM
@@ -38,6 +35,8 @@ enum Task {
     },
     /// Everything CI checks: dependencies, build, kernels, unit and end-to-end tests
     Test,
+    /// Measure the lessons: cost per unlink, start to attached (vs bpftrace), throughput, memory
+    Bench(bench::Args),
     /// The book in book/, English and 中文: install, build, serve, transcripts, check
     Book {
         #[command(subcommand)]
@@ -46,8 +45,31 @@ enum Task {
 }
 
 #[derive(clap::Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 struct VmArgs {
-    /// debian-5.10, debian-6.1, debian-6.12, debian-7.2, or a path to a kernel image
+    #[command(subcommand)]
+    fetch: Option<VmTask>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Subcommand)]
+enum VmTask {
+    /// Download and cache kernels (no network when cached)
+    Fetch(FetchArgs),
+}
+
+#[derive(clap::Args)]
+struct FetchArgs {
+    /// A kernel name, or `all` for the whole matrix
+    #[arg(long, default_value = kernels::DEFAULT)]
+    kernel: String,
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// debian-5.10, debian-6.1, debian-6.12, debian-7.2, or a path to a bzImage
+    /// (or to a directory holding vmlinuz)
     #[arg(long, default_value = kernels::DEFAULT)]
     kernel: String,
     /// Virtual CPUs
@@ -56,22 +78,25 @@ struct VmArgs {
     /// Guest memory in MiB
     #[arg(long, default_value_t = 1024)]
     memory: u32,
-    /// Give up after this many seconds
+    /// Give up after this many seconds (boot included)
     #[arg(long, default_value_t = 300)]
     timeout: u64,
     /// tcg (software emulation, always works) or kvm (only where it boots stock kernels)
     #[arg(long, value_enum, default_value_t = Accel::Tcg)]
     accel: Accel,
-    /// Copy another host file in: HOST_PATH[:GUEST_PATH]
+    /// Append to the kernel command line (repeatable)
+    #[arg(long, value_name = "ARG")]
+    append: Vec<String>,
+    /// Copy another host file in, with its libraries (repeatable); GUEST defaults to HOST's absolute path
     #[arg(long, value_name = "HOST[:GUEST]")]
     add: Vec<String>,
-    /// Set an environment variable for COMMAND: KEY=VALUE
+    /// Set an environment variable for COMMAND (repeatable)
     #[arg(long, value_name = "KEY=VALUE")]
     env: Vec<String>,
     /// Show the kernel console
     #[arg(short, long)]
     verbose: bool,
-    /// The command and its arguments
+    /// The command and its arguments: a host binary (e.g. target/debug/lesson-02), a busybox applet or a program on PATH
     #[arg(last = true, required = true, value_name = "COMMAND")]
     command: Vec<OsString>,
 }
@@ -88,48 +113,33 @@ fn main() -> ExitCode {
 
 fn run(task: Task) -> Result<ExitCode> {
     match task {
-        Task::Vm(args) => {
+        Task::Vm(VmArgs {
+            fetch: Some(VmTask::Fetch(args)),
+            ..
+        })
+        | Task::Fetch(args) => fetch(&args.kernel),
+        Task::Vm(VmArgs { run: args, .. }) => {
             deps::ensure(&[deps::VM])?;
-            let mut run = VmRun::new(&args.kernel, args.command);
+            let mut run = VmRun::new(args.kernel.as_str(), args.command);
             run.smp = args.smp;
             run.memory_mib = args.memory;
             run.timeout = Duration::from_secs(args.timeout);
             run.accel = args.accel;
+            run.append = args.append;
             run.verbose = args.verbose;
-            for add in &args.add {
-                let (host, guest) = add.split_once(':').unwrap_or((add, add));
-                run.extra_files
-                    .push((std::fs::canonicalize(host)?, guest.into()));
+            for spec in &args.add {
+                run.extra_files.push(vm::parse_add(spec)?);
             }
             for pair in &args.env {
                 let (key, value) = pair
                     .split_once('=')
-                    .ok_or_else(|| anyhow::anyhow!("--env {pair:?}: expected KEY=VALUE"))?;
+                    .with_context(|| format!("--env {pair:?}: expected KEY=VALUE"))?;
                 run.env.push((key.to_string(), value.to_string()));
             }
-            let output = run.run_streaming()?;
-            eprintln!(
-                "vm: {} exited with status {} after {:.1}s",
-                run.kernel,
-                output.status,
-                output.elapsed.as_secs_f64()
-            );
-            Ok(ExitCode::from(output.status as u8))
-        }
-        Task::Fetch { kernel } => {
-            let names: Vec<&str> = if kernel == "all" {
-                kernels::MATRIX.to_vec()
-            } else {
-                vec![kernel.as_str()]
-            };
-            for name in names {
-                let fetched = vm::kernels::fetch(name)?;
-                eprintln!("{name}: {}", fetched.image.display());
-            }
-            Ok(ExitCode::SUCCESS)
+            Ok(ExitCode::from(run.run_streaming()? as u8))
         }
         Task::Deps => {
-            deps::ensure(&[deps::BUILD, deps::VM, deps::TEST])?;
+            deps::ensure(&[deps::BUILD, deps::VM, deps::TEST, deps::BENCH])?;
             Ok(ExitCode::SUCCESS)
         }
         Task::Try { lesson } => try_lesson::run(lesson),
@@ -137,9 +147,30 @@ fn run(task: Task) -> Result<ExitCode> {
             test::run()?;
             Ok(ExitCode::SUCCESS)
         }
+        Task::Bench(args) => {
+            bench::run(&args)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Task::Book { task } => {
             book::run(task)?;
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn fetch(kernel: &str) -> Result<ExitCode> {
+    let names: Vec<&str> = if kernel == "all" {
+        kernels::MATRIX.to_vec()
+    } else {
+        vec![kernel]
+    };
+    for name in names {
+        let kernel = kernels::fetch(name)?;
+        eprintln!(
+            "{name}: Linux {} in {}",
+            kernel.release,
+            kernel.dir.display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,7 +1,9 @@
-//! Where the workspace and its target directory are, from any caller.
+//! Where the workspace and its target directory are, from any caller: the
+//! xtask binary, or a test binary whose working directory is its own crate.
 
 use std::path::PathBuf;
 
+/// The workspace root, fixed at compile time (xtask lives in it).
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -9,9 +11,16 @@ pub fn root() -> PathBuf {
         .to_path_buf()
 }
 
-/// `CARGO_TARGET_DIR` if set, else `<workspace>/target`.
+/// `CARGO_TARGET_DIR` if set (a relative one taken from the workspace root),
+/// else `<workspace>/target`.
 pub fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("target"))
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => root().join(dir),
+        None => root().join("target"),
+    }
+}
+
+/// Kernels, logs and scratch space of `cargo xtask vm`.
+pub fn vm_dir() -> PathBuf {
+    target_dir().join("vm")
 }

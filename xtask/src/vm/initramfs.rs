@@ -1,135 +1,77 @@
-//! The guest's root file system: busybox, an init script, and the command to
-//! run with the shared libraries it needs, at the same paths as on the host.
-//! An uncompressed newc cpio: the kernel unpacks it faster than gzip under TCG.
+//! The guest's root file system: busybox, an init script, and the host files
+//! to run with the shared libraries they need, at the same paths as on the host.
 
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
-use crate::cmd::shell_quote;
+use crate::cmd::{self, shell_quote};
 
-/// Files of the archive by guest path.
-#[derive(Default)]
-pub struct Initramfs {
-    entries: BTreeMap<PathBuf, Entry>,
-}
+pub const BUSYBOX: &str = "/bin/busybox";
 
-enum Entry {
-    Dir,
-    File { data: Vec<u8>, mode: u32 },
-}
-
-impl Initramfs {
-    pub fn add_file(&mut self, guest: &Path, data: Vec<u8>, mode: u32) {
-        for dir in guest
-            .ancestors()
-            .skip(1)
-            .filter(|d| !d.as_os_str().is_empty() && *d != Path::new("/"))
-        {
-            self.entries.entry(dir.to_path_buf()).or_insert(Entry::Dir);
-        }
-        self.entries
-            .insert(guest.to_path_buf(), Entry::File { data, mode });
+/// The whole initramfs of one run.
+pub fn build(init: &str, executables: &[(PathBuf, PathBuf)], scratch: &Path) -> Result<Vec<u8>> {
+    let busybox = fs::read(BUSYBOX)
+        .with_context(|| format!("reading {BUSYBOX}: install busybox-static (cargo xtask deps)"))?;
+    let mut cpio = Cpio::default();
+    for dir in [
+        "/proc",
+        "/sys",
+        "/dev",
+        "/tmp",
+        "/sbin",
+        "/usr/bin",
+        "/usr/sbin",
+    ] {
+        cpio.dir(Path::new(dir));
     }
-
-    pub fn add_dir(&mut self, guest: &Path) {
-        self.entries
-            .entry(guest.to_path_buf())
-            .or_insert(Entry::Dir);
+    // Opened by the kernel for init's stdin/stdout/stderr, before devtmpfs is mounted.
+    cpio.char_device(Path::new("/dev/console"), 0o600, 5, 1);
+    cpio.file(Path::new(BUSYBOX), &busybox, 0o755);
+    cpio.file(Path::new("/init"), init.as_bytes(), 0o755);
+    for (host, guest) in executables {
+        add_executable(&mut cpio, host, guest, scratch)?;
     }
-
-    /// A host executable (debug info stripped, to keep the guest's boot quick) and its libraries.
-    pub fn add_executable(&mut self, host: &Path, guest: &Path) -> Result<()> {
-        self.add_file(guest, stripped(host)?, 0o755);
-        for library in shared_libraries(host)? {
-            let data =
-                fs::read(&library).with_context(|| format!("reading {}", library.display()))?;
-            self.add_file(&library, data, 0o755);
-        }
-        Ok(())
-    }
-
-    pub fn write(&self, path: &Path) -> Result<()> {
-        let mut out = Vec::new();
-        for (ino, (path, entry)) in self.entries.iter().enumerate() {
-            let name = path.strip_prefix("/").unwrap_or(path);
-            match entry {
-                Entry::Dir => write_entry(&mut out, ino + 1, name, 0o040755, &[]),
-                Entry::File { data, mode } => {
-                    write_entry(&mut out, ino + 1, name, 0o100000 | mode, data)
-                }
-            }
-        }
-        write_entry(&mut out, 0, Path::new("TRAILER!!!"), 0, &[]);
-        fs::write(path, out).with_context(|| format!("writing {}", path.display()))
-    }
+    Ok(cpio.finish())
 }
 
-fn write_entry(out: &mut Vec<u8>, ino: usize, name: &Path, mode: u32, data: &[u8]) {
-    let name = name.as_os_str().as_encoded_bytes();
-    let fields = [
-        ino as u32,
-        mode,
-        0,
-        0,
-        1,
-        0,
-        data.len() as u32,
-        0,
-        0,
-        0,
-        0,
-        name.len() as u32 + 1,
-        0,
-    ];
-    out.extend_from_slice(b"070701");
-    for field in fields {
-        out.extend_from_slice(format!("{field:08x}").as_bytes());
+/// A host file (debug info stripped from ELF files, to keep the archive and
+/// the boot small) and, for dynamically linked ones, every library `ldd` lists.
+fn add_executable(cpio: &mut Cpio, host: &Path, guest: &Path, scratch: &Path) -> Result<()> {
+    let data = fs::read(host).with_context(|| format!("reading {}", host.display()))?;
+    if !data.starts_with(b"\x7fELF") {
+        cpio.file(guest, &data, 0o755);
+        return Ok(());
     }
-    out.extend_from_slice(name);
-    out.push(0);
-    pad4(out);
-    out.extend_from_slice(data);
-    pad4(out);
-}
+    let copy = scratch.join(format!("stripped-{}", cpio.len()));
+    cmd::run(
+        Command::new("strip")
+            .arg("--strip-debug")
+            .arg("-o")
+            .arg(&copy)
+            .arg(host),
+    )?;
+    cpio.file(guest, &fs::read(&copy)?, 0o755);
+    fs::remove_file(&copy)?;
 
-fn pad4(out: &mut Vec<u8>) {
-    while !out.len().is_multiple_of(4) {
-        out.push(0);
+    let mut ldd = Command::new("ldd");
+    ldd.arg(host);
+    cmd::echo(&ldd);
+    // ldd fails on static binaries: they need nothing more.
+    let libraries = parse_ldd(&String::from_utf8_lossy(
+        &ldd.output().context("cannot run ldd")?.stdout,
+    ));
+    for library in libraries {
+        let data = fs::read(&library).with_context(|| format!("reading {}", library.display()))?;
+        cpio.file(&library, &data, 0o755);
     }
+    Ok(())
 }
 
-fn stripped(host: &Path) -> Result<Vec<u8>> {
-    static COPIES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let n = COPIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let copy = std::env::temp_dir().join(format!("xtask-strip-{}-{n}", std::process::id()));
-    let status = Command::new("strip")
-        .arg("--strip-debug")
-        .arg("-o")
-        .arg(&copy)
-        .arg(host)
-        .status();
-    let data = match status {
-        Ok(status) if status.success() => fs::read(&copy)?,
-        // Not an ELF file (a script), or no strip: ship it as it is.
-        _ => fs::read(host).with_context(|| format!("reading {}", host.display()))?,
-    };
-    let _ = fs::remove_file(&copy);
-    Ok(data)
-}
-
-/// The libraries `ldd` lists, the dynamic loader included; none for static binaries and scripts.
-fn shared_libraries(host: &Path) -> Result<Vec<PathBuf>> {
-    let output = Command::new("ldd")
-        .arg(host)
-        .output()
-        .context("running ldd")?;
-    Ok(parse_ldd(&String::from_utf8_lossy(&output.stdout)))
-}
-
+/// The absolute paths in `ldd` output, the dynamic loader included.
 fn parse_ldd(text: &str) -> Vec<PathBuf> {
     text.lines()
         .filter_map(|line| {
@@ -143,23 +85,114 @@ fn parse_ldd(text: &str) -> Vec<PathBuf> {
         .collect()
 }
 
-/// What the guest's /init does: mount the file systems BPF tools expect (not a
-/// tmpfs on /tmp: the initramfs root is writable already, and host files may
-/// live under /tmp), run
-/// the command with stdout on ttyS1 and stderr on ttyS2, report its status on
-/// the console, power off.
-pub fn init_script(command: &[String], env: &[(String, String)]) -> Result<String> {
-    if command.is_empty() {
+/// A newc ("070701") cpio archive, the format the kernel unpacks.
+#[derive(Default)]
+struct Cpio {
+    out: Vec<u8>,
+    written: BTreeSet<PathBuf>,
+}
+
+impl Cpio {
+    fn len(&self) -> usize {
+        self.written.len()
+    }
+
+    fn dir(&mut self, path: &Path) {
+        self.entry(path, 0o040755, &[], 0);
+    }
+
+    fn file(&mut self, path: &Path, data: &[u8], mode: u32) {
+        self.entry(path, 0o100000 | mode, data, 0);
+    }
+
+    fn char_device(&mut self, path: &Path, mode: u32, major: u32, minor: u32) {
+        self.entry(path, 0o020000 | mode, &[], (major << 8) | minor);
+    }
+
+    /// Writes missing parent directories first (the kernel creates no
+    /// parents); the first entry for a path wins.
+    fn entry(&mut self, path: &Path, mode: u32, data: &[u8], rdev: u32) {
+        let mut parents: Vec<&Path> = path
+            .ancestors()
+            .skip(1)
+            .filter(|p| !matches!(p.to_str(), Some("" | "/")))
+            .collect();
+        parents.reverse();
+        for parent in parents {
+            if !self.written.contains(parent) {
+                self.header(parent, 0o040755, 0, 0);
+            }
+        }
+        if self.written.contains(path) {
+            return;
+        }
+        self.header(path, mode, data.len(), rdev);
+        self.out.extend_from_slice(data);
+        self.pad(4);
+    }
+
+    fn header(&mut self, path: &Path, mode: u32, size: usize, rdev: u32) {
+        self.written.insert(path.to_path_buf());
+        let name = path.strip_prefix("/").unwrap_or(path).as_os_str();
+        let name = name.as_encoded_bytes();
+        let fields = [
+            self.written.len() as u32, // ino: unique, no hard links
+            mode,
+            0, // uid: root
+            0, // gid
+            1, // nlink
+            0, // mtime
+            size as u32,
+            0, // dev major
+            0,
+            rdev >> 8, // rdev major
+            rdev & 0xff,
+            name.len() as u32 + 1,
+            0, // check: unused in newc
+        ];
+        self.out.extend_from_slice(b"070701");
+        for field in fields {
+            self.out
+                .extend_from_slice(format!("{field:08x}").as_bytes());
+        }
+        self.out.extend_from_slice(name);
+        self.out.push(0);
+        self.pad(4);
+    }
+
+    fn pad(&mut self, to: usize) {
+        self.out.resize(self.out.len().next_multiple_of(to), 0);
+    }
+
+    fn finish(mut self) -> Vec<u8> {
+        self.header(Path::new("TRAILER!!!"), 0, 0, 0);
+        self.out
+    }
+}
+
+/// The console line that carries the command's exit status.
+pub const STATUS_MARKER: &str = "XTASK-EXIT-STATUS=";
+
+/// What the guest's /init does: mount the file systems BPF tools expect, run
+/// the command in /tmp with stdout on ttyS1 and stderr on ttyS2, report its
+/// status on the console, power off. No tmpfs on /tmp: the initramfs root is
+/// already writable, and it would hide host files copied in under /tmp.
+pub fn init_script(argv: &[String], env: &[(String, String)]) -> Result<String> {
+    if argv.is_empty() {
         bail!("no command to run in the VM");
     }
-    let exports: String = env
-        .iter()
-        .map(|(k, v)| format!("export {k}={}\n", shell_quote(v.as_ref())))
-        .collect();
-    let argv: Vec<String> = command.iter().map(|a| shell_quote(a.as_ref())).collect();
+    let mut exports = String::new();
+    for (key, value) in env {
+        let valid = key.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+            && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid {
+            bail!("{key:?} is not an environment variable name");
+        }
+        exports.push_str(&format!("export {key}={}\n", shell_quote(value.as_ref())));
+    }
+    let argv: Vec<String> = argv.iter().map(|a| shell_quote(a.as_ref())).collect();
     Ok(format!(
         r#"#!/bin/busybox sh
-/bin/busybox mkdir -p /proc /sys /dev /tmp /sbin /usr/bin /usr/sbin
 /bin/busybox --install -s
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/tmp
 mount -t proc proc /proc
@@ -169,50 +202,80 @@ mount -t tracefs tracefs /sys/kernel/tracing
 mount -t debugfs debugfs /sys/kernel/debug
 mount -t bpf bpf /sys/fs/bpf
 mount -t securityfs securityfs /sys/kernel/security 2>/dev/null
+# raw: bytes pass unchanged (no \n -> \r\n)
 stty -F /dev/ttyS1 raw -echo
 stty -F /dev/ttyS2 raw -echo
 {exports}cd /tmp
 {argv} </dev/null >/dev/ttyS1 2>/dev/ttyS2
-echo "{STATUS_MARKER}$?" >/dev/ttyS0
+status=$?
+# stty sets modes with TCSADRAIN: it returns once the ports have sent everything
+stty -F /dev/ttyS1 raw
+stty -F /dev/ttyS2 raw
+echo "{STATUS_MARKER}$status" >/dev/ttyS0
 poweroff -f
 "#,
         argv = argv.join(" ")
     ))
 }
 
-/// The console line that carries the command's exit status.
-pub const STATUS_MARKER: &str = "XTASK-EXIT-STATUS=";
-
-/// The exit status from the console log, if the guest got that far.
+/// The command's exit status from the console log, if the guest got that far.
 pub fn exit_status(console: &str) -> Option<i32> {
-    console
-        .lines()
-        .find_map(|line| line.trim().split(STATUS_MARKER).nth(1)?.trim().parse().ok())
+    console.lines().find_map(|line| {
+        let (_, status) = line.split_once(STATUS_MARKER)?;
+        status.trim().parse().ok()
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// (name, mode, rdev major, rdev minor, data) of each entry, parsed back.
+    fn entries(archive: &[u8]) -> Vec<(String, u32, u32, u32, Vec<u8>)> {
+        let mut entries = Vec::new();
+        let mut at = 0;
+        loop {
+            assert_eq!(&archive[at..at + 6], b"070701", "magic at {at}");
+            let field = |i: usize| {
+                let hex = std::str::from_utf8(&archive[at + 6 + 8 * i..at + 14 + 8 * i]).unwrap();
+                u32::from_str_radix(hex, 16).unwrap() as usize
+            };
+            let (mode, size, major, minor, name_len) =
+                (field(1), field(6), field(9), field(10), field(11));
+            let name_at = at + 110;
+            let name =
+                String::from_utf8(archive[name_at..name_at + name_len - 1].to_vec()).unwrap();
+            assert_eq!(archive[name_at + name_len - 1], 0, "NUL after {name}");
+            let data_at = (name_at + name_len).next_multiple_of(4);
+            let data = archive[data_at..data_at + size].to_vec();
+            at = (data_at + size).next_multiple_of(4);
+            if name == "TRAILER!!!" {
+                assert_eq!(at, archive.len());
+                return entries;
+            }
+            entries.push((name, mode as u32, major as u32, minor as u32, data));
+        }
+    }
+
     #[test]
-    fn cpio_entries_are_newc_and_aligned() {
-        let mut initramfs = Initramfs::default();
-        initramfs.add_file(Path::new("/bin/x"), b"hello".to_vec(), 0o755);
-        let path = std::env::temp_dir().join(format!("xtask-cpio-test-{}", std::process::id()));
-        initramfs.write(&path).unwrap();
-        let data = fs::read(&path).unwrap();
-        fs::remove_file(&path).unwrap();
-        assert!(data.starts_with(b"070701"));
-        assert_eq!(data.len() % 4, 0);
-        let text = String::from_utf8_lossy(&data);
-        assert!(
-            text.contains("bin\0")
-                && text.contains("bin/x\0")
-                && text.contains("hello")
-                && text.contains("TRAILER!!!")
+    fn cpio_is_newc_with_parents_first() {
+        let mut cpio = Cpio::default();
+        cpio.file(Path::new("/usr/lib/x.so"), b"hello", 0o755);
+        cpio.file(Path::new("/usr/lib/x.so"), b"again", 0o755);
+        cpio.dir(Path::new("/usr"));
+        cpio.char_device(Path::new("/dev/console"), 0o600, 5, 1);
+        let entries = entries(&cpio.finish());
+        let names: Vec<&str> = entries.iter().map(|e| e.0.as_str()).collect();
+        assert_eq!(
+            names,
+            ["usr", "usr/lib", "usr/lib/x.so", "dev", "dev/console"]
         );
-        // the directory comes before the file in it
-        assert!(text.find("bin\0").unwrap() < text.find("bin/x\0").unwrap());
+        assert_eq!(entries[0].1, 0o040755);
+        assert_eq!(
+            (entries[2].1, entries[2].4.as_slice()),
+            (0o100755, &b"hello"[..])
+        );
+        assert_eq!((entries[4].1, entries[4].2, entries[4].3), (0o020600, 5, 1));
     }
 
     #[test]
@@ -235,22 +298,29 @@ mod tests {
             Some(3)
         );
         assert_eq!(exit_status("\r\nXTASK-EXIT-STATUS=0\r\n"), Some(0));
-        assert_eq!(exit_status("Kernel panic - not syncing"), None);
+        assert_eq!(
+            exit_status("[ 2.1] oopsXTASK-EXIT-STATUS=130\r\n"),
+            Some(130)
+        );
+        assert_eq!(exit_status("Kernel panic - not syncing: x"), None);
+        assert_eq!(exit_status("XTASK-EXIT-STATUS=\n"), None);
     }
 
     #[test]
-    fn init_quotes_the_command() {
+    fn init_quotes_the_command_and_env() {
         let script = init_script(
             &["sh".into(), "-c".into(), "touch 'a b'; rm a".into()],
-            &[("NO_COLOR".into(), "1".into())],
+            &[("NO_COLOR".into(), "1".into()), ("X".into(), "a b".into())],
         )
         .unwrap();
         assert!(
             script.contains(r#"sh -c 'touch '\''a b'\''; rm a' </dev/null"#),
             "{script}"
         );
-        assert!(script.contains("export NO_COLOR=1\n"));
+        assert!(script.contains("export NO_COLOR=1\nexport X='a b'\n"));
         // host paths under /tmp (a CI clone) must stay visible in the guest
         assert!(!script.contains("tmpfs /tmp"), "{script}");
+        assert!(init_script(&["true".into()], &[("A B".into(), "1".into())]).is_err());
+        assert!(init_script(&[], &[]).is_err());
     }
 }

@@ -1,44 +1,63 @@
-//! `cargo xtask vm`: boot a kernel in QEMU and run one host-built command in it.
+//! `cargo xtask vm`: boot a kernel in QEMU and run one command in it.
+//!
+//! The guest is a busybox initramfs. Its init mounts proc, sysfs, devtmpfs,
+//! tracefs, debugfs, bpffs and securityfs, runs the command as root in /tmp
+//! with stdout on ttyS1 and stderr on ttyS2, prints the exit status on the
+//! console (ttyS0) and powers off. Each port goes to a file that is passed
+//! on to this process as it grows.
+//!
+//! ```no_run
+//! let output = xtask::vm::VmRun::new("debian-6.12", ["uname", "-r"]).run_captured()?;
+//! assert_eq!(output.status, 0);
+//! # anyhow::Ok(())
+//! ```
 
 pub mod initramfs;
 pub mod kernels;
+mod qemu;
 
 use std::ffi::OsString;
 use std::fs::{self, File};
-use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::io::{IsTerminal, Write};
+use std::path::{Component, Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
 use crate::{cmd, workspace};
-use initramfs::Initramfs;
+pub use kernels::{Kernel, KernelSpec, MATRIX};
 
-/// One boot of one kernel running one command.
+/// One boot of one kernel running one command. Build it with [`VmRun::new`],
+/// then adjust the public fields.
 #[derive(Debug, Clone)]
 pub struct VmRun {
-    /// A name from [`kernels::MATRIX`] or a path to a kernel image.
-    pub kernel: String,
-    /// The command: a host file path (copied in at the same path) or a busybox applet.
+    pub kernel: KernelSpec,
+    /// The program and its arguments. The program is a host file (a path with
+    /// a `/`: copied in at its absolute path, with its shared libraries), a
+    /// busybox applet, or else a program on the host's PATH (copied in).
     pub command: Vec<OsString>,
-    /// More host files to copy in: (host path, guest path).
+    /// More host files to copy in, with their libraries: (host path, absolute guest path).
     pub extra_files: Vec<(PathBuf, PathBuf)>,
+    /// Set for the command, after NO_COLOR and RUST_BACKTRACE from this process.
     pub env: Vec<(String, String)>,
     pub smp: u32,
     pub memory_mib: u32,
+    /// For the whole boot and run; then QEMU is killed and the run fails.
     pub timeout: Duration,
-    /// `kvm` only where it really boots stock kernels (not on this project's CI machines).
     pub accel: Accel,
-    /// Echo the kernel console as it boots.
+    /// Appended to the kernel command line.
+    pub append: Vec<String>,
+    /// Echo the kernel console (ttyS0) to stderr as it boots.
     pub verbose: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Accel {
-    /// Software emulation: slow, works everywhere.
+    /// Software emulation: slow, boots stock kernels everywhere.
     Tcg,
+    /// Only where KVM boots stock kernels (not on this project's machines).
     Kvm,
 }
 
@@ -48,15 +67,20 @@ pub struct VmOutput {
     pub status: i32,
     pub stdout: Vec<u8>,
     pub stderr: Vec<u8>,
+    /// The kernel console of this run (kept under target/vm/logs/).
     pub console_log: PathBuf,
-    /// From starting QEMU to its exit.
+    /// From starting QEMU to its exit: boot, run and power-off.
     pub elapsed: Duration,
 }
 
 impl VmRun {
-    pub fn new(kernel: &str, command: impl IntoIterator<Item = impl Into<OsString>>) -> VmRun {
+    /// Defaults: 2 CPUs, 1024 MiB, 300 s, TCG.
+    pub fn new(
+        kernel: impl Into<KernelSpec>,
+        command: impl IntoIterator<Item = impl Into<OsString>>,
+    ) -> VmRun {
         VmRun {
-            kernel: kernel.to_string(),
+            kernel: kernel.into(),
             command: command.into_iter().map(Into::into).collect(),
             extra_files: Vec::new(),
             env: Vec::new(),
@@ -64,103 +88,102 @@ impl VmRun {
             memory_mib: 1024,
             timeout: Duration::from_secs(300),
             accel: Accel::Tcg,
+            append: Vec::new(),
             verbose: false,
         }
     }
 
-    /// Run and collect the output (tests).
+    /// Run and collect stdout and stderr.
     pub fn run_captured(&self) -> Result<VmOutput> {
         self.run(false)
     }
 
-    /// Run with the output streamed to this process's stdout and stderr (the CLI).
-    pub fn run_streaming(&self) -> Result<VmOutput> {
-        self.run(true)
+    /// Run with stdout and stderr passed on live to this process's; returns
+    /// the command's exit status.
+    pub fn run_streaming(&self) -> Result<i32> {
+        let output = self.run(true)?;
+        eprintln!(
+            "vm: exit status {} after {:.1} s on {}",
+            output.status,
+            output.elapsed.as_secs_f64(),
+            self.kernel
+        );
+        Ok(output.status)
     }
 
     fn run(&self, stream: bool) -> Result<VmOutput> {
-        let kernel = kernels::resolve(&self.kernel)?;
+        let kernel = self.kernel.resolve()?;
         let dir = run_dir()?;
+        let (argv, program) = self.guest_command()?;
+        let mut executables: Vec<(PathBuf, PathBuf)> = program
+            .map(|path| (path.clone(), path))
+            .into_iter()
+            .collect();
+        executables.extend(self.extra_files.iter().cloned());
+        for (_, guest) in &executables {
+            if !guest.is_absolute() {
+                bail!("guest path {} is not absolute", guest.display());
+            }
+        }
+        let init = initramfs::init_script(&argv, &self.guest_env(stream))?;
         let initrd = dir.join("initramfs.cpio");
-        self.initramfs()?.write(&initrd)?;
-        let logs = ["console.log", "stdout.log", "stderr.log"].map(|name| dir.join(name));
-        for log in &logs {
-            File::create(log).with_context(|| format!("creating {}", log.display()))?;
-        }
+        fs::write(&initrd, initramfs::build(&init, &executables, &dir)?)
+            .with_context(|| format!("writing {}", initrd.display()))?;
 
-        let mut qemu = Command::new("qemu-system-x86_64");
-        match self.accel {
-            Accel::Tcg => qemu.args(["-accel", "tcg,thread=multi", "-cpu", "max"]),
-            Accel::Kvm => qemu.args(["-accel", "kvm", "-cpu", "host"]),
-        };
-        qemu.args([
-            "-smp",
-            &self.smp.to_string(),
-            "-m",
-            &self.memory_mib.to_string(),
-        ])
-        .args(["-nodefaults", "-display", "none", "-no-reboot"])
-        .arg("-kernel")
-        .arg(&kernel.image)
-        .arg("-initrd")
-        .arg(&initrd)
-        .args([
-            "-append",
-            "console=ttyS0 quiet loglevel=3 panic=-1 rdinit=/init",
-        ]);
-        for log in &logs {
-            qemu.arg("-serial").arg(format!("file:{}", log.display()));
+        let serial = ["console.log", "stdout.log", "stderr.log"].map(|name| dir.join(name));
+        for path in &serial {
+            File::create(path).with_context(|| format!("creating {}", path.display()))?;
         }
-        qemu.stdin(std::process::Stdio::null());
-        cmd::echo(&qemu);
-        let started = Instant::now();
-        let mut child = qemu.spawn().context(
-            "cannot start qemu-system-x86_64: install qemu-system-x86 (cargo xtask deps)",
+        let mut collected: [Vec<u8>; 3] = Default::default();
+        let finished = qemu::run(
+            qemu::command(self, &kernel.image, &initrd, &serial),
+            &serial,
+            self.timeout,
+            |port, bytes| {
+                match port {
+                    qemu::STDOUT if stream => {
+                        let mut stdout = std::io::stdout().lock();
+                        stdout.write_all(bytes)?;
+                        stdout.flush()?;
+                    }
+                    qemu::STDERR if stream => std::io::stderr().write_all(bytes)?,
+                    qemu::CONSOLE if self.verbose => std::io::stderr().write_all(bytes)?,
+                    _ => {}
+                }
+                // The console is kept for the exit status; stdout and stderr
+                // only when not streamed.
+                if port == qemu::CONSOLE || !stream {
+                    collected[port].extend_from_slice(bytes);
+                }
+                Ok(())
+            },
         )?;
 
-        let mut tails = logs.clone().map(Tail::new);
-        let mut collected: [Vec<u8>; 3] = Default::default();
-        let mut timed_out = false;
-        loop {
-            let exited = child.try_wait()?.is_some();
-            for (i, tail) in tails.iter_mut().enumerate() {
-                let new = tail.read_new()?;
-                if stream || (i == 0 && self.verbose) {
-                    forward(i, &new, self.verbose)?;
-                }
-                collected[i].extend_from_slice(&new);
+        let console = String::from_utf8_lossy(&collected[qemu::CONSOLE]).into_owned();
+        let status = initramfs::exit_status(&console);
+        let label = match &self.kernel {
+            KernelSpec::Debian(name) => name,
+            KernelSpec::Path(_) => kernel.release.as_str(),
+        };
+        let console_log = keep_console_log(&serial[qemu::CONSOLE], label, status.is_some())?;
+        fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
+        let Some(status) = status else {
+            if stream && !self.verbose {
+                eprintln!("vm: the kernel console:\n{console}");
             }
-            if exited {
-                break;
-            }
-            if started.elapsed() > self.timeout {
-                let _ = child.kill();
-                let _ = child.wait();
-                timed_out = true;
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let elapsed = started.elapsed();
-        let console_log = workspace::target_dir()
-            .join("vm/logs")
-            .join(format!("{}.console.log", kernel.name.replace('/', "_")));
-        fs::create_dir_all(console_log.parent().unwrap())?;
-        fs::copy(&logs[0], &console_log)?;
-        let _ = fs::remove_dir_all(&dir);
-
-        let console = String::from_utf8_lossy(&collected[0]);
-        let Some(status) = initramfs::exit_status(&console) else {
-            let tail: Vec<&str> = console.lines().rev().take(5).collect();
-            let what = if timed_out {
-                format!("did not finish within {:?}", self.timeout)
+            let what = if finished.timed_out {
+                format!("did not finish within {} s", self.timeout.as_secs())
             } else {
-                "stopped without reporting the command's exit status".into()
+                let last = console.lines().rev().find(|l| !l.trim().is_empty());
+                format!(
+                    "stopped without reporting the command's exit status (last console line: {:?})",
+                    last.unwrap_or("none").trim()
+                )
             };
             bail!(
-                "the VM ({}) {what}; last console lines: {:?}; full log: {}",
+                "the VM ({}, Linux {}) {what}; console log: {}",
                 kernel.name,
-                tail.into_iter().rev().collect::<Vec<_>>().join(" | "),
+                kernel.release,
                 console_log.display()
             );
         };
@@ -170,101 +193,130 @@ impl VmRun {
             stdout,
             stderr,
             console_log,
-            elapsed,
+            elapsed: finished.elapsed,
         })
     }
 
-    fn initramfs(&self) -> Result<Initramfs> {
-        let mut initramfs = Initramfs::default();
-        let busybox = Path::new("/bin/busybox");
-        if !busybox.is_file() {
-            bail!("/bin/busybox is missing: install busybox-static (cargo xtask deps)");
+    /// The guest's argv, and the host file to copy in (at the same path) for its program.
+    fn guest_command(&self) -> Result<(Vec<String>, Option<PathBuf>)> {
+        let mut argv = Vec::new();
+        for arg in &self.command {
+            argv.push(
+                arg.to_str()
+                    .with_context(|| format!("argument {arg:?} is not UTF-8"))?
+                    .to_string(),
+            );
         }
-        initramfs.add_file(Path::new("/bin/busybox"), fs::read(busybox)?, 0o755);
-        for dir in ["/proc", "/sys", "/dev", "/tmp"] {
-            initramfs.add_dir(Path::new(dir));
-        }
-        let mut argv: Vec<String> = Vec::new();
-        for (i, arg) in self.command.iter().enumerate() {
-            let text = arg
-                .to_str()
-                .with_context(|| format!("argument {arg:?} is not UTF-8"))?
-                .to_string();
-            if i == 0 && Path::new(&text).is_file() {
-                let host = fs::canonicalize(&text)?;
-                initramfs.add_executable(&host, &host)?;
-                argv.push(host.display().to_string());
-            } else {
-                argv.push(text);
+        let Some(program) = argv.first().cloned() else {
+            bail!("no command to run in the VM");
+        };
+        let host = if program.contains('/') {
+            let path = absolute(Path::new(&program))?;
+            if !path.is_file() {
+                bail!("{program}: no such file");
             }
-        }
-        for (host, guest) in &self.extra_files {
-            initramfs.add_executable(host, guest)?;
-        }
-        let mut env = self.env.clone();
-        // The guest's serial ports are terminals even when the host's output is a pipe.
-        if !std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+            if path == Path::new(initramfs::BUSYBOX) {
+                return Ok((argv, None));
+            }
+            path
+        } else if busybox_applets()?.contains(&program) {
+            return Ok((argv, None));
+        } else {
+            on_path(&program).with_context(|| {
+                format!("{program}: not a file, a busybox applet or a program on PATH")
+            })?
+        };
+        argv[0] = host.display().to_string();
+        Ok((argv, Some(host)))
+    }
+
+    fn guest_env(&self, stream: bool) -> Vec<(String, String)> {
+        let mut env = Vec::new();
+        // ttyS1 is a terminal, so without this programs would colour output
+        // that ends up in a pipe, a file or a test's assertion.
+        if !stream || !std::io::stdout().is_terminal() {
             env.push(("NO_COLOR".to_string(), "1".to_string()));
         }
-        for key in ["NO_COLOR", "RUST_BACKTRACE", "RUST_LOG"] {
+        for key in ["NO_COLOR", "RUST_BACKTRACE"] {
             if let Ok(value) = std::env::var(key) {
                 env.push((key.to_string(), value));
             }
         }
-        initramfs.add_file(
-            Path::new("/init"),
-            initramfs::init_script(&argv, &env)?.into_bytes(),
-            0o755,
-        );
-        Ok(initramfs)
+        env.extend(self.env.iter().cloned());
+        env
     }
 }
 
-/// Reads what QEMU appended to a serial log since the last call.
-struct Tail {
-    path: PathBuf,
-    offset: u64,
+/// `--add HOST[:GUEST]`: GUEST defaults to HOST's absolute path.
+pub fn parse_add(spec: &str) -> Result<(PathBuf, PathBuf)> {
+    let (host, guest) = match spec.split_once(':') {
+        Some((host, guest)) => (Path::new(host), PathBuf::from(guest)),
+        None => (Path::new(spec), absolute(Path::new(spec))?),
+    };
+    if !host.is_file() {
+        bail!("--add {spec}: {} is not a file", host.display());
+    }
+    Ok((host.to_path_buf(), guest))
 }
 
-impl Tail {
-    fn new(path: PathBuf) -> Tail {
-        Tail { path, offset: 0 }
+/// `path` made absolute, with `..` resolved but the last symlink kept
+/// (/bin/busybox stays /bin/busybox, the name busybox is already at).
+fn absolute(path: &Path) -> Result<PathBuf> {
+    let absolute = std::path::absolute(path)?;
+    if absolute.components().any(|c| c == Component::ParentDir) {
+        return fs::canonicalize(path).with_context(|| format!("{}: no such file", path.display()));
     }
-
-    fn read_new(&mut self) -> Result<Vec<u8>> {
-        let mut file =
-            File::open(&self.path).with_context(|| format!("opening {}", self.path.display()))?;
-        std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(self.offset))?;
-        let mut new = Vec::new();
-        file.read_to_end(&mut new)?;
-        self.offset += new.len() as u64;
-        Ok(new)
-    }
+    Ok(absolute)
 }
 
-fn forward(stream: usize, bytes: &[u8], verbose: bool) -> Result<()> {
-    if bytes.is_empty() {
-        return Ok(());
-    }
-    match stream {
-        1 => {
-            std::io::stdout().write_all(bytes)?;
-            std::io::stdout().flush()?;
-        }
-        2 => std::io::stderr().write_all(bytes)?,
-        _ if verbose => std::io::stderr().write_all(bytes)?,
-        _ => {}
-    }
-    Ok(())
+fn busybox_applets() -> Result<Vec<String>> {
+    let list = cmd::output(Command::new(initramfs::BUSYBOX).arg("--list"))?;
+    Ok(list.lines().map(str::to_string).collect())
 }
 
+fn on_path(program: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join(program))
+        .find(|path| path.is_file())
+}
+
+/// A fresh directory for one run's initramfs and serial files. Directories
+/// of runs whose process is gone (Ctrl-C) are removed on the way.
 fn run_dir() -> Result<PathBuf> {
     static RUNS: AtomicUsize = AtomicUsize::new(0);
-    let dir = workspace::target_dir().join("vm/runs").join(format!(
+    let runs = workspace::vm_dir().join("runs");
+    for entry in fs::read_dir(&runs).into_iter().flatten().flatten() {
+        let name = entry.file_name();
+        let pid = name.to_string_lossy();
+        let pid = pid.split('-').next().unwrap_or_default();
+        if !Path::new("/proc").join(pid).exists() {
+            let _ = fs::remove_dir_all(entry.path());
+        }
+    }
+    let dir = runs.join(format!(
         "{}-{}",
         std::process::id(),
         RUNS.fetch_add(1, Ordering::Relaxed)
     ));
     fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     Ok(dir)
+}
+
+/// Moved to target/vm/logs/: NAME.console.log for the latest good run of a
+/// kernel, and a name of its own for a failed run, so that parallel runs
+/// cannot overwrite the evidence.
+fn keep_console_log(log: &Path, label: &str, ok: bool) -> Result<PathBuf> {
+    let logs = workspace::vm_dir().join("logs");
+    fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
+    let kept = if ok {
+        logs.join(format!("{label}.console.log"))
+    } else {
+        let run = log.parent().and_then(Path::file_name).unwrap_or_default();
+        logs.join(format!(
+            "{label}-failed-{}.console.log",
+            run.to_string_lossy()
+        ))
+    };
+    fs::rename(log, &kept).with_context(|| format!("keeping {}", kept.display()))?;
+    Ok(kept)
 }
