@@ -41,20 +41,23 @@ pub fn check(site: &Path, plan: &Plan<'_>, shots: &Path, problems: &mut Problems
     let mut browser = Browser::launch(&shots.join("chromium.log"))?;
     let result = walk(&mut browser, &base, plan, shots, problems);
     let events = browser.close();
+    // Each page load repeats them: report each once.
+    let mut found = std::collections::BTreeSet::new();
     for event in &events {
+        let params = &event["params"];
         match event["method"].as_str().unwrap_or("") {
             "Network.requestWillBeSent" => {
-                let url = event["params"]["request"]["url"].as_str().unwrap_or("");
+                let url = params["request"]["url"].as_str().unwrap_or("");
                 let local = url.starts_with(&base)
                     || ["data:", "about:", "blob:"].iter().any(|s| url.starts_with(s));
                 if !local {
-                    problems.add(format!("browser: a page requested a network resource: {url}"));
+                    found.insert(format!("browser: a page requested a network resource: {url}"));
                 }
             }
             "Network.responseReceived" => {
-                let response = &event["params"]["response"];
+                let response = &params["response"];
                 if response["status"].as_i64().unwrap_or(0) >= 400 {
-                    problems.add(format!(
+                    found.insert(format!(
                         "browser: {} answered {}",
                         response["url"].as_str().unwrap_or("?"),
                         response["status"]
@@ -62,24 +65,21 @@ pub fn check(site: &Path, plan: &Plan<'_>, shots: &Path, problems: &mut Problems
                 }
             }
             "Runtime.exceptionThrown" => {
-                let details = &event["params"]["exceptionDetails"];
-                problems.add(format!(
-                    "browser: script error on {}: {}",
-                    details["url"].as_str().unwrap_or("?"),
-                    details["exception"]["description"]
-                        .as_str()
-                        .or(details["text"].as_str())
-                        .unwrap_or("?")
+                let details = &params["exceptionDetails"];
+                let description = details["exception"]["description"].as_str();
+                found.insert(format!(
+                    "browser: script error: {}",
+                    description.or(details["text"].as_str()).unwrap_or("?")
                 ));
             }
-            "Runtime.consoleAPICalled" if event["params"]["type"] == "error" => {
-                problems.add(format!(
-                    "browser: console error: {}",
-                    event["params"]["args"][0]["value"]
-                ));
+            "Runtime.consoleAPICalled" if params["type"] == "error" => {
+                found.insert(format!("browser: console error: {}", params["args"][0]["value"]));
             }
             _ => {}
         }
+    }
+    for problem in found {
+        problems.add(problem);
     }
     result
 }

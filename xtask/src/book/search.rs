@@ -15,7 +15,7 @@ use super::check::Problems;
 pub fn check(site: &Path, query: &str, problems: &mut Problems) -> Result<()> {
     let index = load(site)?;
     let found = search(&index, query);
-    eprintln!("book: {query:?} is in {} sections: {found:?}", found.len());
+    eprintln!("book: {query:?} is in {} sections, first {:?}", found.len(), found.first());
     if !found.iter().any(|url| url.starts_with("zh/")) {
         problems.add(format!(
             "search index: {query:?} finds no Chinese page (found {found:?}); is it in the zh pages' text?"

@@ -4,8 +4,9 @@
 //!
 //! A transcript is the command on its first line (`$ ...`), then what it
 //! printed, stdout and stderr together as a terminal shows them. The VM
-//! runner's echo of its QEMU command line is left out (cargo's own lines
-//! never appear: the capture runs the xtask binary that `cargo xtask` runs).
+//! runner's echo of the commands it runs (`$ qemu-system-x86_64 ...`) is left
+//! out, and cargo's own lines never appear: the capture runs the xtask binary
+//! that `cargo xtask` runs.
 //!
 //! Comparison rule: a fresh run matches a transcript when, after normalising
 //! both line by line, the transcript's lines are the run's stdout lines and
@@ -116,7 +117,7 @@ impl Transcript {
         let argv = self.argv();
         let mut command = match self.place {
             Place::Vm => {
-                let mut vm = Command::new(std::env::current_exe().context("finding the xtask binary")?);
+                let mut vm = Command::new(xtask_binary()?);
                 vm.args(["vm", "--kernel", VM_KERNEL, "--"]).args(&argv).current_dir(&root);
                 vm
             }
@@ -137,6 +138,13 @@ impl Transcript {
     fn path(&self) -> PathBuf {
         dir().join(self.file)
     }
+}
+
+/// This binary, or the one a concurrent `cargo build` just put in its place.
+fn xtask_binary() -> Result<PathBuf> {
+    let exe = std::env::current_exe().context("finding the xtask binary")?;
+    let replaced = exe.to_str().and_then(|path| path.strip_suffix(" (deleted)"));
+    Ok(replaced.map(PathBuf::from).unwrap_or(exe))
 }
 
 fn dir() -> PathBuf {
@@ -257,9 +265,10 @@ pub fn check(problems: &mut Problems) -> Result<()> {
     Ok(())
 }
 
-/// The VM runner's `$ qemu-system-x86_64 ...` line: a temporary directory, the same every time.
+/// The VM runner's echo of the commands it runs (`$ qemu-system-x86_64 ...`,
+/// `$ ldd ...`): temporary directories, and not what the reader came for.
 fn is_runner_echo(line: &str) -> bool {
-    line.starts_with("$ qemu-system-")
+    line.starts_with("$ ")
 }
 
 /// Run with stdout and stderr on one pipe, in the order the program wrote them.
