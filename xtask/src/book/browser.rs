@@ -49,9 +49,13 @@ pub fn check(site: &Path, plan: &Plan<'_>, shots: &Path, problems: &mut Problems
             "Network.requestWillBeSent" => {
                 let url = params["request"]["url"].as_str().unwrap_or("");
                 let local = url.starts_with(&base)
-                    || ["data:", "about:", "blob:"].iter().any(|s| url.starts_with(s));
+                    || ["data:", "about:", "blob:"]
+                        .iter()
+                        .any(|s| url.starts_with(s));
                 if !local {
-                    found.insert(format!("browser: a page requested a network resource: {url}"));
+                    found.insert(format!(
+                        "browser: a page requested a network resource: {url}"
+                    ));
                 }
             }
             "Network.responseReceived" => {
@@ -73,7 +77,10 @@ pub fn check(site: &Path, plan: &Plan<'_>, shots: &Path, problems: &mut Problems
                 ));
             }
             "Runtime.consoleAPICalled" if params["type"] == "error" => {
-                found.insert(format!("browser: console error: {}", params["args"][0]["value"]));
+                found.insert(format!(
+                    "browser: console error: {}",
+                    params["args"][0]["value"]
+                ));
             }
             _ => {}
         }
@@ -101,7 +108,10 @@ fn walk(
     browser.click_and_wait(".lang-switch a.lang-link")?;
     expect_page(browser, plan.zh_page, "zh-CN", problems)?;
     if browser.eval("document.querySelector('main div[lang=\"zh-CN\"]') !== null")? != json!(true) {
-        problems.add(format!("browser: {}: no <div lang=\"zh-CN\"> around the content", plan.zh_page));
+        problems.add(format!(
+            "browser: {}: no <div lang=\"zh-CN\"> around the content",
+            plan.zh_page
+        ));
     }
     expect_chinese_fonts(browser, "main h1", problems)?;
     browser.screenshot(&shots.join("zh.png"))?;
@@ -126,21 +136,33 @@ fn walk(
 }
 
 /// The browser is on `page` and the document's lang is `lang`.
-fn expect_page(browser: &mut Browser, page: &str, lang: &str, problems: &mut Problems) -> Result<()> {
+fn expect_page(
+    browser: &mut Browser,
+    page: &str,
+    lang: &str,
+    problems: &mut Problems,
+) -> Result<()> {
     let state = browser.eval("[location.pathname, document.documentElement.lang]")?;
     let path = state[0].as_str().unwrap_or("");
     if !path.ends_with(&format!("/{page}")) {
         problems.add(format!("browser: expected to be on {page}, but on {path}"));
     }
     if state[1] != json!(lang) {
-        problems.add(format!("browser: {path}: document lang is {}, not {lang:?}", state[1]));
+        problems.add(format!(
+            "browser: {path}: document lang is {}, not {lang:?}",
+            state[1]
+        ));
     }
     Ok(())
 }
 
 /// The Chinese text of the first `selector` match renders with a Simplified
 /// Chinese face (Noto Sans CJK SC), not the Japanese or Korean forms.
-fn expect_chinese_fonts(browser: &mut Browser, selector: &str, problems: &mut Problems) -> Result<()> {
+fn expect_chinese_fonts(
+    browser: &mut Browser,
+    selector: &str,
+    problems: &mut Problems,
+) -> Result<()> {
     let fonts = browser.platform_fonts(selector)?;
     let cjk: Vec<&String> = fonts.iter().filter(|f| f.contains("CJK")).collect();
     if cjk.is_empty() || cjk.iter().any(|f| !f.contains("SC")) {
@@ -166,7 +188,8 @@ struct Browser {
 
 impl Browser {
     fn launch(log: &Path) -> Result<Browser> {
-        let profile = std::env::temp_dir().join(format!("xtask-book-chromium-{}", std::process::id()));
+        let profile =
+            std::env::temp_dir().join(format!("xtask-book-chromium-{}", std::process::id()));
         let _ = fs::remove_dir_all(&profile);
         fs::create_dir_all(&profile)?;
         let (commands_read, commands) = pipe()?;
@@ -196,7 +219,11 @@ impl Browser {
                 // Move both above 4 first, so that neither dup2 closes the other.
                 let read_fd = libc::fcntl(read_fd, libc::F_DUPFD, 10);
                 let write_fd = libc::fcntl(write_fd, libc::F_DUPFD, 10);
-                if read_fd < 0 || write_fd < 0 || libc::dup2(read_fd, 3) < 0 || libc::dup2(write_fd, 4) < 0 {
+                if read_fd < 0
+                    || write_fd < 0
+                    || libc::dup2(read_fd, 3) < 0
+                    || libc::dup2(write_fd, 4) < 0
+                {
                     return Err(std::io::Error::last_os_error());
                 }
                 Ok(())
@@ -283,7 +310,9 @@ impl Browser {
         let left = deadline.saturating_duration_since(Instant::now());
         match self.messages.recv_timeout(left) {
             Ok(message) => Ok(message),
-            Err(RecvTimeoutError::Timeout) => bail!("Chromium: no {waiting_for} within {TIMEOUT:?}"),
+            Err(RecvTimeoutError::Timeout) => {
+                bail!("Chromium: no {waiting_for} within {TIMEOUT:?}")
+            }
             Err(RecvTimeoutError::Disconnected) => {
                 bail!("Chromium exited while waiting for {waiting_for} (see target/book-check/chromium.log)")
             }
@@ -324,7 +353,10 @@ impl Browser {
             json!({"expression": expression, "returnByValue": true, "awaitPromise": true}),
         )?;
         if let Some(details) = result.get("exceptionDetails") {
-            bail!("in the page, {expression}: {}", details["exception"]["description"]);
+            bail!(
+                "in the page, {expression}: {}",
+                details["exception"]["description"]
+            );
         }
         Ok(result["result"]["value"].clone())
     }
@@ -365,7 +397,10 @@ impl Browser {
                 "Input.dispatchKeyEvent",
                 json!({"type": "keyDown", "key": text, "text": text, "unmodifiedText": text}),
             )?;
-            self.send("Input.dispatchKeyEvent", json!({"type": "keyUp", "key": text}))?;
+            self.send(
+                "Input.dispatchKeyEvent",
+                json!({"type": "keyUp", "key": text}),
+            )?;
         }
         let deadline = Instant::now() + TIMEOUT;
         loop {
@@ -400,7 +435,10 @@ impl Browser {
         if node["nodeId"] == json!(0) {
             bail!("no {selector} on the page");
         }
-        let fonts = self.send("CSS.getPlatformFontsForNode", json!({"nodeId": node["nodeId"]}))?;
+        let fonts = self.send(
+            "CSS.getPlatformFontsForNode",
+            json!({"nodeId": node["nodeId"]}),
+        )?;
         Ok(fonts["fonts"]
             .as_array()
             .into_iter()
@@ -411,8 +449,11 @@ impl Browser {
 
     fn screenshot(&mut self, path: &Path) -> Result<()> {
         let shot = self.send("Page.captureScreenshot", json!({"format": "png"}))?;
-        let data = shot["data"].as_str().context("Page.captureScreenshot returned no data")?;
-        fs::write(path, base64_decode(data)?).with_context(|| format!("writing {}", path.display()))?;
+        let data = shot["data"]
+            .as_str()
+            .context("Page.captureScreenshot returned no data")?;
+        fs::write(path, base64_decode(data)?)
+            .with_context(|| format!("writing {}", path.display()))?;
         eprintln!("book: screenshot {}", path.display());
         Ok(())
     }

@@ -35,33 +35,51 @@ pub fn run() -> Result<()> {
     let out = workspace::target_dir().join("book-check");
     let site = out.join("html");
 
-    stage("sources: pages, headings and ids, code blocks, includes, catalogue", &mut problems, |p| {
-        source::check(p)
-    })?;
+    stage(
+        "sources: pages, headings and ids, code blocks, includes, catalogue",
+        &mut problems,
+        source::check,
+    )?;
     let _ = std::fs::remove_dir_all(&site);
     build(&site)?;
-    stage("built HTML: links and anchors, offline, includes, language links", &mut problems, |p| {
-        html::check(&site, p)
-    })?;
-    stage(&format!("search index: {ZH_QUERY:?} finds a Chinese page"), &mut problems, |p| {
-        search::check(&site, ZH_QUERY, p)
-    })?;
+    stage(
+        "built HTML: links and anchors, offline, includes, language links",
+        &mut problems,
+        |p| html::check(&site, p),
+    )?;
+    stage(
+        &format!("search index: {ZH_QUERY:?} finds a Chinese page"),
+        &mut problems,
+        |p| search::check(&site, ZH_QUERY, p),
+    )?;
     let plan = browser::Plan {
         en_page: "en/lesson-02-kprobe.html",
         zh_page: "zh/lesson-02-kprobe.html",
         zh_query: ZH_QUERY,
         en_query: "kprobe",
     };
-    stage("headless Chromium: language links, lang, fonts, search", &mut problems, |p| {
-        browser::check(&site, &plan, &out, p)
-    })?;
-    stage("transcripts: re-run and compare", &mut problems, transcripts::check)?;
+    stage(
+        "headless Chromium: language links, lang, fonts, search",
+        &mut problems,
+        |p| browser::check(&site, &plan, &out, p),
+    )?;
+    stage(
+        "transcripts: re-run and compare",
+        &mut problems,
+        transcripts::check,
+    )?;
 
     let elapsed = started.elapsed().as_secs_f64();
-    if problems.len() > 0 {
-        bail!("book check: {} problems (listed above), {elapsed:.1}s", problems.len());
+    if !problems.0.is_empty() {
+        bail!(
+            "book check: {} problems (listed above), {elapsed:.1}s",
+            problems.len()
+        );
     }
-    eprintln!("book check: all good in {elapsed:.1}s; screenshots in {}", out.display());
+    eprintln!(
+        "book check: all good in {elapsed:.1}s; screenshots in {}",
+        out.display()
+    );
     Ok(())
 }
 
@@ -76,7 +94,11 @@ fn stage(
     let found = problems.len() - before;
     eprintln!(
         "book check: {} in {:.1}s",
-        if found == 0 { "ok".to_string() } else { format!("{found} problems") },
+        if found == 0 {
+            "ok".to_string()
+        } else {
+            format!("{found} problems")
+        },
         started.elapsed().as_secs_f64()
     );
     Ok(())

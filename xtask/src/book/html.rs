@@ -33,7 +33,10 @@ struct Tag {
 
 impl Tag {
     fn get(&self, name: &str) -> Option<&str> {
-        self.attributes.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+        self.attributes
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -46,11 +49,17 @@ struct Page {
 pub fn check(site: &Path, problems: &mut Problems) -> Result<()> {
     let mut pages = BTreeMap::new();
     for file in html_files(site)? {
-        let text = fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+        let text =
+            fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
         let tags = tags(&text);
         let ids = tags
             .iter()
-            .flat_map(|t| [t.get("id"), if t.name == "a" { t.get("name") } else { None }])
+            .flat_map(|t| {
+                [
+                    t.get("id"),
+                    if t.name == "a" { t.get("name") } else { None },
+                ]
+            })
             .flatten()
             .map(String::from)
             .collect();
@@ -60,15 +69,23 @@ pub fn check(site: &Path, problems: &mut Problems) -> Result<()> {
 
     for (file, page) in &pages {
         let source = source_of(file);
-        let base = page.tags.iter().find(|t| t.name == "base").and_then(|t| t.get("href"));
+        let base = page
+            .tags
+            .iter()
+            .find(|t| t.name == "base")
+            .and_then(|t| t.get("href"));
         for tag in &page.tags {
             for (name, attribute, loaded) in LINKS {
                 if tag.name != name {
                     continue;
                 }
-                let Some(href) = tag.get(attribute) else { continue };
+                let Some(href) = tag.get(attribute) else {
+                    continue;
+                };
                 if let Err(problem) = resolve(site, &pages, file, base, href, loaded) {
-                    problems.add(format!("{source}: <{name} {attribute}=\"{href}\">: {problem}"));
+                    problems.add(format!(
+                        "{source}: <{name} {attribute}=\"{href}\">: {problem}"
+                    ));
                 }
             }
         }
@@ -76,7 +93,9 @@ pub fn check(site: &Path, problems: &mut Problems) -> Result<()> {
             continue; // every chapter again: the problems below are reported once, per chapter
         }
         if page.text.contains("{{#include") || page.text.contains("{{#rustdoc_include") {
-            problems.add(format!("{source}: an {{{{#include}}}} was left unexpanded (mdBook could not resolve it)"));
+            problems.add(format!(
+                "{source}: an {{{{#include}}}} was left unexpanded (mdBook could not resolve it)"
+            ));
         }
         let untagged = page
             .text
@@ -84,12 +103,13 @@ pub fn check(site: &Path, problems: &mut Problems) -> Result<()> {
             .skip(1)
             .filter(|after| {
                 let code = after.trim_start();
-                code.starts_with("<code") && !code[..code.find('>').unwrap_or(0)].contains("language-")
+                code.starts_with("<code")
+                    && !code[..code.find('>').unwrap_or(0)].contains("language-")
             })
             .count();
         if untagged > 0 {
             problems.add(format!(
-                "{source}: {untagged} code blocks without a language (indented code, or a fence with no tag)"
+                "{source}: {untagged} code block(s) without a language (indented code, or a fence with no tag)"
             ));
         }
     }
@@ -104,18 +124,24 @@ pub fn check(site: &Path, problems: &mut Problems) -> Result<()> {
             };
             let source = source_of(&file);
             let expected = format!("../{other}/{name}.html");
-            let link = page
-                .tags
-                .iter()
-                .find(|t| t.name == "a" && t.get("class").is_some_and(|c| c.split(' ').any(|c| c == "lang-link")));
+            let link = page.tags.iter().find(|t| {
+                t.name == "a"
+                    && t.get("class")
+                        .is_some_and(|c| c.split(' ').any(|c| c == "lang-link"))
+            });
             if link.and_then(|t| t.get("href")) != Some(expected.as_str()) {
                 problems.add(format!(
                     "{source}: no language link to {expected} (preprocessor/lang.py adds it)"
                 ));
             }
-            let wrapped = page.tags.iter().any(|t| t.name == "div" && t.get("lang") == Some("zh-CN"));
+            let wrapped = page
+                .tags
+                .iter()
+                .any(|t| t.name == "div" && t.get("lang") == Some("zh-CN"));
             if lang == "zh" && !wrapped {
-                problems.add(format!("{source}: content is not inside <div lang=\"zh-CN\">"));
+                problems.add(format!(
+                    "{source}: content is not inside <div lang=\"zh-CN\">"
+                ));
             }
         }
     }
@@ -156,10 +182,15 @@ fn resolve(
     href: &str,
     loaded: bool,
 ) -> Result<(), String> {
-    let scheme = href.split_once(':').map(|(s, _)| s).filter(|s| !s.contains('/'));
+    let scheme = href
+        .split_once(':')
+        .map(|(s, _)| s)
+        .filter(|s| !s.contains('/'));
     if let Some(scheme) = scheme {
         return if loaded || !matches!(scheme, "http" | "https" | "mailto") {
-            Err(format!("{scheme}: resources are not allowed (the book must load nothing from the network)"))
+            Err(format!(
+                "{scheme}: resources are not allowed (the book must load nothing from the network)"
+            ))
         } else {
             Ok(()) // a link out: not followed offline
         };
@@ -281,7 +312,9 @@ fn attributes(text: &str) -> (Vec<(String, String)>, usize) {
             }
             let (begin, end) = match bytes.get(i) {
                 Some(&quote @ (b'"' | b'\'')) => {
-                    let end = text[i + 1..].find(quote as char).map_or(bytes.len(), |e| i + 1 + e);
+                    let end = text[i + 1..]
+                        .find(quote as char)
+                        .map_or(bytes.len(), |e| i + 1 + e);
                     (i + 1, end)
                 }
                 _ => {
@@ -292,7 +325,11 @@ fn attributes(text: &str) -> (Vec<(String, String)>, usize) {
                 }
             };
             value = unescape(&text[begin..end]);
-            i = if bytes.get(end).is_some_and(|b| *b == b'"' || *b == b'\'') { end + 1 } else { end };
+            i = if bytes.get(end).is_some_and(|b| *b == b'"' || *b == b'\'') {
+                end + 1
+            } else {
+                end
+            };
         }
         if name.is_empty() {
             i += 1;
@@ -330,7 +367,10 @@ mod tests {
 
     #[test]
     fn normalizes_relative_paths() {
-        assert_eq!(normalize(Path::new("en/../zh/./a.html")), Some(PathBuf::from("zh/a.html")));
+        assert_eq!(
+            normalize(Path::new("en/../zh/./a.html")),
+            Some(PathBuf::from("zh/a.html"))
+        );
         assert_eq!(normalize(Path::new("../a.html")), None);
     }
 
@@ -345,19 +385,39 @@ mod tests {
         for (file, ids) in [("en/a.html", ["top"]), ("zh/a.html", ["中"])] {
             pages.insert(
                 PathBuf::from(file),
-                Page { tags: Vec::new(), ids: ids.iter().map(|s| s.to_string()).collect(), text: String::new() },
+                Page {
+                    tags: Vec::new(),
+                    ids: ids.iter().map(|s| s.to_string()).collect(),
+                    text: String::new(),
+                },
             );
         }
         let from = Path::new("en/a.html");
         let check = |href: &str, loaded: bool| resolve(&site, &pages, from, None, href, loaded);
         assert_eq!(check("#top", false), Ok(()));
         assert_eq!(check("../zh/a.html#%E4%B8%AD", false), Ok(()));
-        assert!(check("../zh/a.html#nope", false).unwrap_err().contains("no id"));
-        assert!(check("b.html", false).unwrap_err().contains("does not exist"));
-        assert!(check("../../x.html", false).unwrap_err().contains("outside"));
+        assert!(check("../zh/a.html#nope", false)
+            .unwrap_err()
+            .contains("no id"));
+        assert!(check("b.html", false)
+            .unwrap_err()
+            .contains("does not exist"));
+        assert!(check("../../x.html", false)
+            .unwrap_err()
+            .contains("outside"));
         assert_eq!(check("https://docs.rs/libbpf-rs", false), Ok(()));
         assert!(check("https://cdn.example/x.js", true).is_err());
-        assert_eq!(resolve(&site, &pages, Path::new("404.html"), Some("/"), "en/a.html", false), Ok(()));
+        assert_eq!(
+            resolve(
+                &site,
+                &pages,
+                Path::new("404.html"),
+                Some("/"),
+                "en/a.html",
+                false
+            ),
+            Ok(())
+        );
         fs::remove_dir_all(&site).unwrap();
     }
 }

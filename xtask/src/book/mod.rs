@@ -42,12 +42,12 @@ pub fn run(task: Task) -> Result<()> {
         Task::Build => build(&dir().join("book")),
         Task::Serve { port } => {
             let mdbook = prepare()?;
-            cmd::run(
-                Command::new(mdbook)
-                    .arg("serve")
-                    .arg(dir())
-                    .args(["--hostname", "127.0.0.1", "--port", &port.to_string()]),
-            )
+            cmd::run(Command::new(mdbook).arg("serve").arg(dir()).args([
+                "--hostname",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+            ]))
         }
         Task::Transcripts => transcripts::capture(),
         Task::Check => check::run(),

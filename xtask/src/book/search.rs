@@ -15,7 +15,11 @@ use super::check::Problems;
 pub fn check(site: &Path, query: &str, problems: &mut Problems) -> Result<()> {
     let index = load(site)?;
     let found = search(&index, query);
-    eprintln!("book: {query:?} is in {} sections, first {:?}", found.len(), found.first());
+    eprintln!(
+        "book: {query:?} is in {} sections, first {:?}",
+        found.len(),
+        found.first()
+    );
     if !found.iter().any(|url| url.starts_with("zh/")) {
         problems.add(format!(
             "search index: {query:?} finds no Chinese page (found {found:?}); is it in the zh pages' text?"
@@ -37,7 +41,10 @@ fn load(site: &Path) -> Result<Value> {
     let script = fs::read_to_string(&file)?;
     // window.search = Object.assign(window.search, JSON.parse('...'));
     let (Some(start), Some(end)) = (script.find("JSON.parse('"), script.rfind("')")) else {
-        bail!("{}: not the searchindex.js format of mdBook 0.5", file.display());
+        bail!(
+            "{}: not the searchindex.js format of mdBook 0.5",
+            file.display()
+        );
     };
     let json = unescape_js(&script[start + "JSON.parse('".len()..end]);
     serde_json::from_str(&json).with_context(|| format!("parsing the index in {}", file.display()))
@@ -61,7 +68,11 @@ fn unescape_js(text: &str) -> String {
 
 /// The URLs of the sections matching `query`, the rule of theme/cjk-search.js.
 fn search(index: &Value, query: &str) -> Vec<String> {
-    let terms: Vec<String> = query.to_lowercase().split_whitespace().map(String::from).collect();
+    let terms: Vec<String> = query
+        .to_lowercase()
+        .split_whitespace()
+        .map(String::from)
+        .collect();
     let docs = index["index"]["documentStore"]["docs"].as_object();
     let mut found: Vec<(usize, String)> = docs
         .into_iter()
@@ -71,7 +82,8 @@ fn search(index: &Value, query: &str) -> Vec<String> {
             let (title, body) = (text("title"), text("body"));
             let mut score = 0;
             for term in &terms {
-                let hits = 2 * title.matches(term.as_str()).count() + body.matches(term.as_str()).count();
+                let hits =
+                    2 * title.matches(term.as_str()).count() + body.matches(term.as_str()).count();
                 if hits == 0 {
                     return None;
                 }
@@ -108,6 +120,9 @@ mod tests {
 
     #[test]
     fn undoes_the_js_string_escaping() {
-        assert_eq!(unescape_js(r#"{"a":"it\'s \\"x\\" \\\\"}"#), r#"{"a":"it's \"x\" \\"}"#);
+        assert_eq!(
+            unescape_js(r#"{"a":"it\'s \\"x\\" \\\\"}"#),
+            r#"{"a":"it's \"x\" \\"}"#
+        );
     }
 }

@@ -31,7 +31,8 @@ const LISTING_LANGUAGES: [&str; 2] = ["rust", "c"];
 pub fn check(problems: &mut Problems) -> Result<()> {
     let root = workspace::root();
     let src = root.join("book/src");
-    let summary = fs::read_to_string(src.join("SUMMARY.md")).context("reading book/src/SUMMARY.md")?;
+    let summary =
+        fs::read_to_string(src.join("SUMMARY.md")).context("reading book/src/SUMMARY.md")?;
     let listed: BTreeSet<String> = summary_paths(&summary).into_iter().collect();
 
     let mut names: BTreeSet<String> = PAGES.iter().map(|p| p.to_string()).collect();
@@ -59,7 +60,9 @@ pub fn check(problems: &mut Problems) -> Result<()> {
                     report_scan(&shown, &path, &scan, problems);
                     pages.push((shown, scan));
                 }
-                Err(_) => problems.add(format!("book/src/{page}: missing (every page exists in en and zh)")),
+                Err(_) => problems.add(format!(
+                    "book/src/{page}: missing (every page exists in en and zh)"
+                )),
             }
         }
         if let [(en_file, en), (zh_file, zh)] = &pages[..] {
@@ -67,15 +70,36 @@ pub fn check(problems: &mut Problems) -> Result<()> {
         }
     }
 
+    // Pages outside the two languages (the landing page): the same rules, no twin.
+    for page in listed
+        .iter()
+        .filter(|p| !LANGUAGES.iter().any(|l| p.starts_with(&format!("{l}/"))))
+    {
+        let path = src.join(page);
+        match fs::read_to_string(&path) {
+            Ok(text) => report_scan(&format!("book/src/{page}"), &path, &scan(&text), problems),
+            Err(_) => problems.add(format!(
+                "book/src/SUMMARY.md: lists {page}, which does not exist"
+            )),
+        }
+    }
+
     let failures = root.join("common/src/failures.rs");
-    let catalogue = catalogue_ids(&fs::read_to_string(&failures).context("reading common/src/failures.rs")?);
+    let catalogue =
+        catalogue_ids(&fs::read_to_string(&failures).context("reading common/src/failures.rs")?);
     if catalogue.is_empty() {
         problems.add("common/src/failures.rs: found no `id: \"...\"` in CATALOGUE".into());
     }
     for lang in LANGUAGES {
         let page = format!("book/src/{lang}/troubleshooting.md");
-        let Ok(text) = fs::read_to_string(root.join(&page)) else { continue };
-        let ids: BTreeSet<String> = scan(&text).headings.into_iter().filter_map(|h| h.id).collect();
+        let Ok(text) = fs::read_to_string(root.join(&page)) else {
+            continue;
+        };
+        let ids: BTreeSet<String> = scan(&text)
+            .headings
+            .into_iter()
+            .filter_map(|h| h.id)
+            .collect();
         for (id, line) in &catalogue {
             if !ids.contains(id) {
                 problems.add(format!(
@@ -159,7 +183,11 @@ fn scan(text: &str) -> Scan {
                 .next()
                 .unwrap_or("")
                 .to_string();
-            scan.code_blocks.push(CodeBlock { line: number, language, lines: Vec::new() });
+            scan.code_blocks.push(CodeBlock {
+                line: number,
+                language,
+                lines: Vec::new(),
+            });
             previous_is_text = false;
             continue;
         }
@@ -193,7 +221,10 @@ fn atx_heading(line: &str, number: usize) -> Option<Heading> {
         return None;
     }
     let rest = rest.trim();
-    let (text, id) = match rest.strip_suffix('}').and_then(|r| r.rfind('{').map(|at| (r, at))) {
+    let (text, id) = match rest
+        .strip_suffix('}')
+        .and_then(|r| r.rfind('{').map(|at| (r, at)))
+    {
         Some((inner, at)) => {
             let id = inner[at + 1..]
                 .split_whitespace()
@@ -203,7 +234,11 @@ fn atx_heading(line: &str, number: usize) -> Option<Heading> {
         }
         None => (rest.to_string(), None),
     };
-    Some(Heading { line: number, text, id })
+    Some(Heading {
+        line: number,
+        text,
+        id,
+    })
 }
 
 /// `{{#include path:spec}}` and `{{#rustdoc_include ...}}` on a line, not escaped with `\`.
@@ -221,7 +256,11 @@ fn includes(line: &str, number: usize) -> Vec<Include> {
         if !escaped && (kind == "include" || kind == "rustdoc_include") {
             let target = words.next().unwrap_or("");
             let (path, spec) = target.split_once(':').unwrap_or((target, ""));
-            found.push(Include { line: number, path: path.to_string(), spec: spec.to_string() });
+            found.push(Include {
+                line: number,
+                path: path.to_string(),
+                spec: spec.to_string(),
+            });
         }
         offset += at + 3 + end + 2;
         rest = &after[end + 2..];
@@ -253,9 +292,15 @@ fn report_scan(shown: &str, path: &Path, scan: &Scan, problems: &mut Problems) {
         ));
     }
     for block in &scan.code_blocks {
-        let body: Vec<&str> = block.lines.iter().map(|l| l.trim()).filter(|l| !l.is_empty()).collect();
+        let body: Vec<&str> = block
+            .lines
+            .iter()
+            .map(|l| l.trim())
+            .filter(|l| !l.is_empty())
+            .collect();
         let only_includes = body.iter().all(|l| {
-            (l.starts_with("{{#include ") || l.starts_with("{{#rustdoc_include ")) && l.ends_with("}}")
+            (l.starts_with("{{#include ") || l.starts_with("{{#rustdoc_include "))
+                && l.ends_with("}}")
         });
         if block.language.is_empty() {
             problems.add(format!(
@@ -279,14 +324,18 @@ fn report_scan(shown: &str, path: &Path, scan: &Scan, problems: &mut Problems) {
     let dir = path.parent().unwrap_or(Path::new("."));
     for include in &scan.includes {
         if let Err(problem) = resolve_include(dir, include) {
-            problems.add(format!("{shown}:{}: {{{{#include {}}}}}: {problem}", include.line, include.path));
+            problems.add(format!(
+                "{shown}:{}: {{{{#include {}}}}}: {problem}",
+                include.line, include.path
+            ));
         }
     }
 }
 
 fn resolve_include(dir: &Path, include: &Include) -> Result<(), String> {
     let file: PathBuf = dir.join(&include.path);
-    let text = fs::read_to_string(&file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+    let text =
+        fs::read_to_string(&file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
     let spec = include.spec.as_str();
     if spec.is_empty() {
         return Ok(());
@@ -319,22 +368,32 @@ fn resolve_include(dir: &Path, include: &Include) -> Result<(), String> {
 /// Same section ids, in the same order, in a page and its translation.
 fn compare_ids(en_file: &str, en: &Scan, zh_file: &str, zh: &Scan, problems: &mut Problems) {
     let ids = |scan: &Scan| -> Vec<(String, usize)> {
-        scan.headings.iter().filter_map(|h| Some((h.id.clone()?, h.line))).collect()
+        scan.headings
+            .iter()
+            .filter_map(|h| Some((h.id.clone()?, h.line)))
+            .collect()
     };
     let (en_ids, zh_ids) = (ids(en), ids(zh));
     let has = |list: &[(String, usize)], id: &str| list.iter().any(|(i, _)| i == id);
     for (id, line) in &en_ids {
         if !has(&zh_ids, id) {
-            problems.add(format!("{zh_file}: no heading {{#{id}}} ({en_file}:{line} has it)"));
+            problems.add(format!(
+                "{zh_file}: no heading {{#{id}}} ({en_file}:{line} has it)"
+            ));
         }
     }
     for (id, line) in &zh_ids {
         if !has(&en_ids, id) {
-            problems.add(format!("{en_file}: no heading {{#{id}}} ({zh_file}:{line} has it)"));
+            problems.add(format!(
+                "{en_file}: no heading {{#{id}}} ({zh_file}:{line} has it)"
+            ));
         }
     }
     let common = |list: &[(String, usize)], other: &[(String, usize)]| -> Vec<(String, usize)> {
-        list.iter().filter(|(id, _)| has(other, id)).cloned().collect()
+        list.iter()
+            .filter(|(id, _)| has(other, id))
+            .cloned()
+            .collect()
     };
     let (en_order, zh_order) = (common(&en_ids, &zh_ids), common(&zh_ids, &en_ids));
     if let Some(((en_id, en_line), (zh_id, zh_line))) =
@@ -371,10 +430,21 @@ mod tests {
 
     #[test]
     fn headings_with_and_without_ids() {
-        let scan = scan("# Title {#title}\n\n## 标题 {#same-id .class}\n\n### Plain\n\n#notaheading\n");
-        let found: Vec<(&str, Option<&str>)> =
-            scan.headings.iter().map(|h| (h.text.as_str(), h.id.as_deref())).collect();
-        assert_eq!(found, [("Title", Some("title")), ("标题", Some("same-id")), ("Plain", None)]);
+        let scan =
+            scan("# Title {#title}\n\n## 标题 {#same-id .class}\n\n### Plain\n\n#notaheading\n");
+        let found: Vec<(&str, Option<&str>)> = scan
+            .headings
+            .iter()
+            .map(|h| (h.text.as_str(), h.id.as_deref()))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                ("Title", Some("title")),
+                ("标题", Some("same-id")),
+                ("Plain", None)
+            ]
+        );
     }
 
     #[test]
@@ -382,8 +452,11 @@ mod tests {
         let text = "```rust\n{{#include ../a.rs:open}}\n```\n\n````\n# not a heading\n```\n````\n\n~~~console\nx\n~~~\n";
         let scan = scan(text);
         assert!(scan.headings.is_empty(), "{scan:?}");
-        let blocks: Vec<(usize, &str, usize)> =
-            scan.code_blocks.iter().map(|b| (b.line, b.language.as_str(), b.lines.len())).collect();
+        let blocks: Vec<(usize, &str, usize)> = scan
+            .code_blocks
+            .iter()
+            .map(|b| (b.line, b.language.as_str(), b.lines.len()))
+            .collect();
         assert_eq!(blocks, [(1, "rust", 1), (5, "", 2), (10, "console", 1)]);
     }
 
@@ -395,12 +468,23 @@ mod tests {
 
     #[test]
     fn includes_with_anchors_ranges_and_escapes() {
-        let found = includes(r"{{#include ../x.rs:open}} and {{#include y.txt}} \{{#include z.rs}}", 3);
+        let found = includes(
+            r"{{#include ../x.rs:open}} and {{#include y.txt}} \{{#include z.rs}}",
+            3,
+        );
         assert_eq!(
             found,
             [
-                Include { line: 3, path: "../x.rs".into(), spec: "open".into() },
-                Include { line: 3, path: "y.txt".into(), spec: "".into() },
+                Include {
+                    line: 3,
+                    path: "../x.rs".into(),
+                    spec: "open".into()
+                },
+                Include {
+                    line: 3,
+                    path: "y.txt".into(),
+                    spec: "".into()
+                },
             ]
         );
     }
@@ -409,11 +493,23 @@ mod tests {
     fn anchors_must_open_and_close() {
         let dir = std::env::temp_dir().join(format!("xtask-book-source-{}", std::process::id()));
         fs::create_dir_all(&dir).unwrap();
-        fs::write(dir.join("a.c"), "// ANCHOR: entry\nint x;\n// ANCHOR_END: entry\n/* ANCHOR: half */\n").unwrap();
-        let include = |spec: &str| Include { line: 1, path: "a.c".into(), spec: spec.into() };
+        fs::write(
+            dir.join("a.c"),
+            "// ANCHOR: entry\nint x;\n// ANCHOR_END: entry\n/* ANCHOR: half */\n",
+        )
+        .unwrap();
+        let include = |spec: &str| Include {
+            line: 1,
+            path: "a.c".into(),
+            spec: spec.into(),
+        };
         assert_eq!(resolve_include(&dir, &include("entry")), Ok(()));
-        assert!(resolve_include(&dir, &include("half")).unwrap_err().contains("ANCHOR_END: half"));
-        assert!(resolve_include(&dir, &include("missing")).unwrap_err().contains("ANCHOR: missing"));
+        assert!(resolve_include(&dir, &include("half"))
+            .unwrap_err()
+            .contains("ANCHOR_END: half"));
+        assert!(resolve_include(&dir, &include("missing"))
+            .unwrap_err()
+            .contains("ANCHOR: missing"));
         assert_eq!(resolve_include(&dir, &include("2:3")), Ok(()));
         assert!(resolve_include(&dir, &include("9:")).is_err());
         fs::remove_dir_all(&dir).unwrap();

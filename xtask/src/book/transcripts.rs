@@ -47,7 +47,8 @@ const VM_KERNEL: &str = "debian-6.12";
 
 /// The unlinks every lesson transcript watches: two names that need quoting
 /// or UTF-8, and one failure (ENOENT). The VM runs it in a fresh /tmp.
-const WORKLOAD: &str = r#"touch a "with space" 日本語.txt; rm a "with space" 日本語.txt; unlink missing"#;
+const WORKLOAD: &str =
+    r#"touch a "with space" 日本語.txt; rm a "with space" 日本語.txt; unlink missing"#;
 
 #[derive(Clone, Copy, PartialEq)]
 enum Place {
@@ -74,19 +75,61 @@ const fn transcript(
     args: &'static [&'static str],
     workload: bool,
 ) -> Transcript {
-    Transcript { file, place, program, args, workload }
+    Transcript {
+        file,
+        place,
+        program,
+        args,
+        workload,
+    }
 }
 
 const TRANSCRIPTS: [Transcript; 9] = [
     transcript("lesson-02-vm.txt", Place::Vm, "lesson-02", &[], true),
-    transcript("lesson-02-vm-printk.txt", Place::Vm, "lesson-02", &["--printk"], true),
-    transcript("lesson-02-vm-json.txt", Place::Vm, "lesson-02", &["--json"], true),
+    transcript(
+        "lesson-02-vm-printk.txt",
+        Place::Vm,
+        "lesson-02",
+        &["--printk"],
+        true,
+    ),
+    transcript(
+        "lesson-02-vm-json.txt",
+        Place::Vm,
+        "lesson-02",
+        &["--json"],
+        true,
+    ),
     transcript("lesson-03-vm.txt", Place::Vm, "lesson-03", &[], true),
-    transcript("lesson-03-vm-printk.txt", Place::Vm, "lesson-03", &["--printk"], true),
+    transcript(
+        "lesson-03-vm-printk.txt",
+        Place::Vm,
+        "lesson-03",
+        &["--printk"],
+        true,
+    ),
     transcript("doctor-vm.txt", Place::Vm, "unlink-doctor", &[], false),
-    transcript("lesson-02-native.txt", Place::Native, "lesson-02", &[], true),
-    transcript("lesson-03-native.txt", Place::Native, "lesson-03", &[], true),
-    transcript("doctor-native.txt", Place::Native, "unlink-doctor", &[], false),
+    transcript(
+        "lesson-02-native.txt",
+        Place::Native,
+        "lesson-02",
+        &[],
+        true,
+    ),
+    transcript(
+        "lesson-03-native.txt",
+        Place::Native,
+        "lesson-03",
+        &[],
+        true,
+    ),
+    transcript(
+        "doctor-native.txt",
+        Place::Native,
+        "unlink-doctor",
+        &[],
+        false,
+    ),
 ];
 
 impl Transcript {
@@ -103,7 +146,9 @@ impl Transcript {
     /// The first line of the file: `$ ` and the command.
     fn command_line(&self) -> String {
         let mut words = match self.place {
-            Place::Vm => ["cargo", "xtask", "vm", "--kernel", VM_KERNEL, "--"].map(String::from).to_vec(),
+            Place::Vm => ["cargo", "xtask", "vm", "--kernel", VM_KERNEL, "--"]
+                .map(String::from)
+                .to_vec(),
             Place::Native => Vec::new(),
         };
         words.extend(self.argv());
@@ -118,7 +163,9 @@ impl Transcript {
         let mut command = match self.place {
             Place::Vm => {
                 let mut vm = Command::new(xtask_binary()?);
-                vm.args(["vm", "--kernel", VM_KERNEL, "--"]).args(&argv).current_dir(&root);
+                vm.args(["vm", "--kernel", VM_KERNEL, "--"])
+                    .args(&argv)
+                    .current_dir(&root);
                 vm
             }
             Place::Native => {
@@ -143,7 +190,9 @@ impl Transcript {
 /// This binary, or the one a concurrent `cargo build` just put in its place.
 fn xtask_binary() -> Result<PathBuf> {
     let exe = std::env::current_exe().context("finding the xtask binary")?;
-    let replaced = exe.to_str().and_then(|path| path.strip_suffix(" (deleted)"));
+    let replaced = exe
+        .to_str()
+        .and_then(|path| path.strip_suffix(" (deleted)"));
     Ok(replaced.map(PathBuf::from).unwrap_or(exe))
 }
 
@@ -156,7 +205,10 @@ fn native_kernel_file() -> PathBuf {
 }
 
 fn kernel_release() -> String {
-    fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_string()
+    fs::read_to_string("/proc/sys/kernel/osrelease")
+        .unwrap_or_default()
+        .trim()
+        .to_string()
 }
 
 fn is_root() -> bool {
@@ -166,7 +218,15 @@ fn is_root() -> bool {
 
 /// The binaries the transcripts run, built from the current sources.
 fn build_binaries() -> Result<()> {
-    cmd::run(cargo().args(["build", "--package", "lesson-02", "--package", "lesson-03", "--package", "doctor"]))
+    cmd::run(cargo().args([
+        "build",
+        "--package",
+        "lesson-02",
+        "--package",
+        "lesson-03",
+        "--package",
+        "doctor",
+    ]))
 }
 
 /// `cargo xtask book transcripts`: capture every transcript again.
@@ -182,11 +242,19 @@ pub fn capture() -> Result<()> {
         let output = run_merged(transcript.command()?)?;
         let lines: Vec<&str> = output.lines().filter(|l| !is_runner_echo(l)).collect();
         let text = format!("{}\n{}\n", transcript.command_line(), lines.join("\n"));
-        fs::write(transcript.path(), text).with_context(|| format!("writing {}", transcript.path().display()))?;
-        eprintln!("book: wrote book/src/transcripts/{} ({} lines)", transcript.file, lines.len());
+        fs::write(transcript.path(), text)
+            .with_context(|| format!("writing {}", transcript.path().display()))?;
+        eprintln!(
+            "book: wrote book/src/transcripts/{} ({} lines)",
+            transcript.file,
+            lines.len()
+        );
     }
     fs::write(native_kernel_file(), kernel_release() + "\n")?;
-    eprintln!("book: native transcripts are from Linux {}", kernel_release());
+    eprintln!(
+        "book: native transcripts are from Linux {}",
+        kernel_release()
+    );
     Ok(())
 }
 
@@ -224,13 +292,17 @@ pub fn check(problems: &mut Problems) -> Result<()> {
     for transcript in &TRANSCRIPTS {
         let shown = format!("book/src/transcripts/{}", transcript.file);
         let Ok(committed) = fs::read_to_string(transcript.path()) else {
-            problems.add(format!("{shown}: missing: run `cargo xtask book transcripts`"));
+            problems.add(format!(
+                "{shown}: missing: run `cargo xtask book transcripts`"
+            ));
             continue;
         };
         let mut lines = committed.lines();
         let expected = transcript.command_line();
         if lines.next() != Some(expected.as_str()) {
-            problems.add(format!("{shown}:1: the first line must be the command: {expected}"));
+            problems.add(format!(
+                "{shown}:1: the first line must be the command: {expected}"
+            ));
             continue;
         }
         let runs_here = match transcript.place {
@@ -242,7 +314,9 @@ pub fn check(problems: &mut Problems) -> Result<()> {
         }
         let mut command = transcript.command()?;
         cmd::echo(&command);
-        let output = command.output().with_context(|| format!("running {expected}"))?;
+        let output = command
+            .output()
+            .with_context(|| format!("running {expected}"))?;
         let stream = |bytes: &[u8]| -> Vec<String> {
             String::from_utf8_lossy(bytes)
                 .lines()
@@ -274,7 +348,9 @@ fn is_runner_echo(line: &str) -> bool {
 /// Run with stdout and stderr on one pipe, in the order the program wrote them.
 fn run_merged(mut command: Command) -> Result<String> {
     let (read, write) = pipe()?;
-    command.stdout(Stdio::from(write.try_clone()?)).stderr(Stdio::from(write));
+    command
+        .stdout(Stdio::from(write.try_clone()?))
+        .stderr(Stdio::from(write));
     cmd::echo(&command);
     let mut child = command.spawn().context("starting the capture")?;
     drop(command); // the parent's copies of the write end: EOF when the child is done
@@ -319,14 +395,23 @@ fn interleave(transcript: &[String], stdout: &[String], stderr: &[String]) -> Re
         next.sort();
         next.dedup();
         if next.is_empty() {
-            return Err(Mismatch { line: Some((index, line.clone())), expected: next_lines(&states) });
+            return Err(Mismatch {
+                line: Some((index, line.clone())),
+                expected: next_lines(&states),
+            });
         }
         states = next;
     }
-    if states.iter().any(|&(i, j)| i == stdout.len() && j == stderr.len()) {
+    if states
+        .iter()
+        .any(|&(i, j)| i == stdout.len() && j == stderr.len())
+    {
         Ok(())
     } else {
-        Err(Mismatch { line: None, expected: next_lines(&states) })
+        Err(Mismatch {
+            line: None,
+            expected: next_lines(&states),
+        })
     }
 }
 
@@ -362,11 +447,16 @@ fn normalize(line: &str) -> String {
             pid_columns -= 1;
             "<pid>".to_string()
         } else if i >= 2 && tokens[i - 2] == "pid" && tokens[i - 1] == "=" {
-            format!("<pid>{}", token.trim_start_matches(|c: char| c.is_ascii_digit()))
+            format!(
+                "<pid>{}",
+                token.trim_start_matches(|c: char| c.is_ascii_digit())
+            )
         } else if let (true, Some(suffix)) = (is_number(token), next_unit) {
             skip = true;
             format!("<duration>{suffix}")
-        } else if let Some(suffix) = split_number(token).and_then(|(_, rest)| unit_with_suffix(rest)) {
+        } else if let Some(suffix) =
+            split_number(token).and_then(|(_, rest)| unit_with_suffix(rest))
+        {
             format!("<duration>{suffix}")
         } else {
             versions_and_dates(token)
@@ -390,7 +480,9 @@ fn is_time_of_day(token: &str) -> bool {
 
 /// `12` or `1.5`, and the rest of the token after it.
 fn split_number(token: &str) -> Option<(&str, &str)> {
-    let end = token.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(token.len());
+    let end = token
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(token.len());
     let number = &token[..end];
     let well_formed = !number.is_empty()
         && number.starts_with(|c: char| c.is_ascii_digit())
@@ -418,7 +510,12 @@ fn versions_and_dates(token: &str) -> String {
     let mut i = 0;
     while i < chars.len() {
         let boundary = i == 0 || !chars[i - 1].is_ascii_alphanumeric();
-        let digits = |from: usize| chars[from..].iter().take_while(|c| c.is_ascii_digit()).count();
+        let digits = |from: usize| {
+            chars[from..]
+                .iter()
+                .take_while(|c| c.is_ascii_digit())
+                .count()
+        };
         if boundary && chars[i].is_ascii_digit() {
             // YYYY-MM-DD
             if digits(i) == 4
@@ -437,14 +534,18 @@ fn versions_and_dates(token: &str) -> String {
             while j < chars.len() && chars[j].is_ascii_digit() {
                 j += digits(j);
                 parts += 1;
-                if chars.get(j) == Some(&'.') && chars.get(j + 1).is_some_and(|c| c.is_ascii_digit()) {
+                if chars.get(j) == Some(&'.')
+                    && chars.get(j + 1).is_some_and(|c| c.is_ascii_digit())
+                {
                     j += 1;
                 } else {
                     break;
                 }
             }
             if parts == 3 {
-                while j < chars.len() && (chars[j].is_ascii_alphanumeric() || "+-~_.".contains(chars[j])) {
+                while j < chars.len()
+                    && (chars[j].is_ascii_alphanumeric() || "+-~_.".contains(chars[j]))
+                {
                     j += 1;
                 }
                 out.push_str("<release>");
@@ -469,14 +570,19 @@ mod tests {
     #[test]
     fn normalizes_the_ring_buffer_table() {
         assert_eq!(
-            normalize("00:35:52.748812 153     153     rm               0                   1.34ms a"),
+            normalize(
+                "00:35:52.748812 153     153     rm               0                   1.34ms a"
+            ),
             "<time> <pid> <pid> rm 0 <duration> a"
         );
         assert_eq!(
             normalize("00:37:22.366531 149     149     unlink           -2 ENOENT           80.1µs missing"),
             "<time> <pid> <pid> unlink -2 ENOENT <duration> missing"
         );
-        assert_eq!(normalize("lesson-02: 4 unlinks seen, 0 events lost"), "lesson-02: 4 unlinks seen, 0 events lost");
+        assert_eq!(
+            normalize("lesson-02: 4 unlinks seen, 0 events lost"),
+            "lesson-02: 4 unlinks seen, 0 events lost"
+        );
         assert_eq!(
             normalize("vm: debian-6.12 exited with status 1 after 4.8s"),
             "vm: debian-6.12 exited with status 1 after <duration>"
@@ -510,8 +616,14 @@ mod tests {
             "tried /proc/config.gz, /boot/config-<release>, /lib/modules/<release>/config"
         );
         // versions that are not releases stay
-        assert_eq!(normalize("✔ version: 6.12 (the lessons need >= 5.8)"), "✔ version: 6.12 (the lessons need >= 5.8)");
-        assert_eq!(normalize("RLIMIT_MEMLOCK: 8192 KiB"), "RLIMIT_MEMLOCK: 8192 KiB");
+        assert_eq!(
+            normalize("✔ version: 6.12 (the lessons need >= 5.8)"),
+            "✔ version: 6.12 (the lessons need >= 5.8)"
+        );
+        assert_eq!(
+            normalize("RLIMIT_MEMLOCK: 8192 KiB"),
+            "RLIMIT_MEMLOCK: 8192 KiB"
+        );
     }
 
     #[test]
@@ -528,15 +640,39 @@ mod tests {
     fn streams_may_interleave_in_any_order_but_keep_their_own() {
         let out = lines("HEADER\nrow a\nrow b");
         let err = lines("attached\nsummary");
-        assert_eq!(interleave(&lines("attached\nHEADER\nrow a\nrow b\nsummary"), &out, &err), Ok(()));
-        assert_eq!(interleave(&lines("HEADER\nattached\nrow a\nsummary\nrow b"), &out, &err), Ok(()));
         assert_eq!(
-            interleave(&lines("HEADER\nrow b\nrow a\nattached\nsummary"), &out, &err),
-            Err(Mismatch { line: Some((1, "row b".into())), expected: lines("row a\nattached") })
+            interleave(
+                &lines("attached\nHEADER\nrow a\nrow b\nsummary"),
+                &out,
+                &err
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            interleave(
+                &lines("HEADER\nattached\nrow a\nsummary\nrow b"),
+                &out,
+                &err
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            interleave(
+                &lines("HEADER\nrow b\nrow a\nattached\nsummary"),
+                &out,
+                &err
+            ),
+            Err(Mismatch {
+                line: Some((1, "row b".into())),
+                expected: lines("row a\nattached")
+            })
         );
         assert_eq!(
             interleave(&lines("HEADER\nattached\nrow a\nrow b"), &out, &err),
-            Err(Mismatch { line: None, expected: lines("summary") })
+            Err(Mismatch {
+                line: None,
+                expected: lines("summary")
+            })
         );
     }
 
@@ -546,6 +682,9 @@ mod tests {
             TRANSCRIPTS[0].command_line(),
             r#"$ cargo xtask vm --kernel debian-6.12 -- target/debug/lesson-02 -- sh -c 'touch a "with space" 日本語.txt; rm a "with space" 日本語.txt; unlink missing'"#
         );
-        assert_eq!(TRANSCRIPTS[8].command_line(), "$ target/debug/unlink-doctor");
+        assert_eq!(
+            TRANSCRIPTS[8].command_line(),
+            "$ target/debug/unlink-doctor"
+        );
     }
 }
