@@ -152,7 +152,7 @@ impl Lesson {
         let output_closed = Cell::new(false);
         let clock = Clock::now();
         let limit = self.args.count.unwrap_or(u64::MAX);
-        let mut print = |line: String| {
+        let print = |line: String| {
             if !output_closed.get() && writeln!(std::io::stdout(), "{line}").is_err() {
                 output_closed.set(true); // e.g. `| head`: stop quietly
             }
@@ -170,6 +170,18 @@ impl Lesson {
                 }
             }
             0
+        };
+        // --printk: one unlink per exit message; other tracers' lines are skipped.
+        let print_trace_lines = |lines: Vec<String>| {
+            for line in lines.into_iter().filter(|l| printk::is_lesson_line(l)) {
+                if seen.get() < limit {
+                    seen.set(seen.get() + u64::from(printk::is_exit_line(&line)));
+                    print(match json {
+                        true => JsonLine::Printk { line: &line }.to_line(),
+                        false => line,
+                    });
+                }
+            }
         };
         let mut ring = None;
         if self.trace_pipe.is_none() {
@@ -191,16 +203,7 @@ impl Lesson {
                 }
                 (None, Some(pipe)) => {
                     pipe.wait(TICK.as_millis() as i32);
-                    for line in pipe
-                        .read_lines()?
-                        .into_iter()
-                        .filter(|l| printk::is_lesson_line(l))
-                    {
-                        if seen.get() < limit {
-                            seen.set(seen.get() + u64::from(printk::is_exit_line(&line)));
-                            print(line);
-                        }
-                    }
+                    print_trace_lines(pipe.read_lines()?);
                 }
                 (None, None) => unreachable!("a lesson reads either the ring buffer or trace_pipe"),
             }
@@ -222,19 +225,10 @@ impl Lesson {
         }
         drop(ring);
         if let Some(pipe) = &mut self.trace_pipe {
-            for line in pipe
-                .read_lines()?
-                .into_iter()
-                .filter(|l| printk::is_lesson_line(l))
-            {
-                if seen.get() < limit {
-                    seen.set(seen.get() + u64::from(printk::is_exit_line(&line)));
-                    print(line);
-                }
-            }
+            print_trace_lines(pipe.read_lines()?);
         }
         let lost = read_lost(lost_events);
-        self.summarise(seen.get(), lost, &mut print);
+        self.summarise(seen.get(), lost, &print);
         if let Some(mut child) = child {
             let status = match status {
                 Some(status) => status,
@@ -281,7 +275,7 @@ impl Lesson {
         }
     }
 
-    fn summarise(&self, seen: u64, lost: u64, print: &mut impl FnMut(String)) {
+    fn summarise(&self, seen: u64, lost: u64, print: &impl Fn(String)) {
         if self.args.json {
             print(
                 JsonLine::Summary {

@@ -9,7 +9,8 @@ use libbpf_rs::btf::types::Func;
 use libbpf_rs::btf::Btf;
 
 // ANCHOR: functions
-/// Newest name last; both take `(int dfd, struct filename *name)` and return int (long before 5.x).
+/// Newest name last; both take `(int dfd, struct filename *name)` and return int
+/// (long in older kernels such as 5.10: the lessons read the low 32 bits either way).
 pub const UNLINK_FUNCTIONS: [&str; 2] = ["do_unlinkat", "filename_unlinkat"];
 // ANCHOR_END: functions
 

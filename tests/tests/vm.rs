@@ -6,7 +6,8 @@ use tests::{binary, check_json_run, check_printk_run, unlink_function, WORKLOAD,
 use xtask::vm::VmRun;
 
 fn run_lesson(kernel: &str, lesson: &str, mode: &str) -> String {
-    let mut command = vec![binary(lesson).display().to_string(), mode.to_string()];
+    let mut command = vec![binary(lesson).display().to_string()];
+    command.extend(mode.split_whitespace().map(String::from));
     command.extend(["--".into(), "sh".into(), "-c".into(), WORKLOAD.to_string()]);
     let output = VmRun::new(kernel, command)
         .run_captured()
@@ -193,4 +194,25 @@ sed 's/^/COMM-FILTER /' /tmp/comm.out"#
         (Some("rm"), Some("y")),
         "{stdout}"
     );
+}
+
+/// `--printk --json` wraps each trace_pipe line in a `printk` object.
+#[test]
+#[ignore = "boots QEMU; run by `cargo xtask test`"]
+fn printk_json_on_the_default_kernel() {
+    let stdout = run_lesson(xtask::vm::kernels::DEFAULT, "lesson-02", "--printk --json");
+    let json: Vec<serde_json::Value> = stdout
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(json[0]["type"], "attached", "{stdout}");
+    assert_eq!(json[0]["mode"], "printk", "{stdout}");
+    let lines: Vec<&str> = json
+        .iter()
+        .filter(|v| v["type"] == "printk")
+        .map(|v| v["line"].as_str().unwrap())
+        .collect();
+    check_printk_run(&format!("{}\n{}", stdout, lines.join("\n")), "lesson-02");
+    assert_eq!(json.last().unwrap()["type"], "summary", "{stdout}");
 }

@@ -71,9 +71,11 @@ int BPF_PROG(unlink_exit, int dfd, struct filename *name, int ret)
 	e = unlink_event_reserve();
 	if (e) {
 		/*
-		 * The function has already released `name` (putname) when fexit runs;
-		 * the loads are fault-safe and slab memory is not cleared on free, so
-		 * the name is still there to copy.
+		 * Before Linux 7.0, do_unlinkat has already released `name` (putname)
+		 * when fexit runs. The loads are fault-safe, and slab memory is not
+		 * cleared on free (unless booted with init_on_free=1: then the name
+		 * shows as <unreadable>), so the name is normally still there to copy.
+		 * filename_unlinkat (7.0+) leaves `name` to its caller.
 		 */
 		unlink_event_begin(e, name->name);
 		e->start_ns = *entered;
