@@ -39,6 +39,9 @@ pub const VM: &[Package] = &[
 /// The tests' independent witnesses.
 pub const TEST: &[Package] = &[pkg("bpftool", "/usr/sbin/bpftool")];
 
+/// `cargo xtask bench`: the peer the lessons' start-up is compared with.
+pub const BENCH: &[Package] = &[pkg("bpftrace", "/usr/bin/bpftrace")];
+
 /// Install what is missing (as root), or say exactly what to run.
 pub fn ensure(groups: &[&[Package]]) -> Result<()> {
     let missing: Vec<&str> = groups

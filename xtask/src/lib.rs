@@ -1,6 +1,7 @@
 //! Project tasks, as a library so the end-to-end tests can drive the VM runner.
 //! xtask knows how to run things; it knows nothing about eBPF.
 
+pub mod bench;
 pub mod book;
 pub mod cmd;
 pub mod deps;

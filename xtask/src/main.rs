@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use xtask::vm::{kernels, Accel, VmRun};
-use xtask::{book, deps, test, try_lesson, vm};
+use xtask::{bench, book, deps, test, try_lesson, vm};
 
 #[derive(Parser)]
 #[command(
@@ -35,6 +35,8 @@ enum Task {
     },
     /// Everything CI checks: dependencies, build, kernels, unit and end-to-end tests
     Test,
+    /// Measure the lessons: cost per unlink, start to attached (vs bpftrace), throughput, memory
+    Bench(bench::Args),
     /// The book in book/, English and 中文: install, build, serve, transcripts, check
     Book {
         #[command(subcommand)]
@@ -137,12 +139,16 @@ fn run(task: Task) -> Result<ExitCode> {
             Ok(ExitCode::from(run.run_streaming()? as u8))
         }
         Task::Deps => {
-            deps::ensure(&[deps::BUILD, deps::VM, deps::TEST])?;
+            deps::ensure(&[deps::BUILD, deps::VM, deps::TEST, deps::BENCH])?;
             Ok(ExitCode::SUCCESS)
         }
         Task::Try { lesson } => try_lesson::run(lesson),
         Task::Test => {
             test::run()?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Task::Bench(args) => {
+            bench::run(&args)?;
             Ok(ExitCode::SUCCESS)
         }
         Task::Book { task } => {
