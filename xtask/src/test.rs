@@ -24,5 +24,7 @@ pub fn run() -> Result<()> {
     // The book: sources, build, links, search, a real browser, and its transcripts
     // re-run against the binaries built above.
     crate::book::run(crate::book::Task::Check)?;
+    // Every benchmark, briefly, so the bench cannot rot (no pass/fail on speed).
+    crate::bench::run(&crate::bench::Args::quick())?;
     Ok(())
 }
