@@ -31,7 +31,7 @@
 use std::fs;
 use std::io::Read;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::{Command, Output, Stdio};
 
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
@@ -239,7 +239,14 @@ pub fn capture() -> Result<()> {
     kernels::fetch(VM_KERNEL)?;
     fs::create_dir_all(dir())?;
     for transcript in &TRANSCRIPTS {
-        let output = run_merged(transcript.command()?)?;
+        let mut output = run_merged(transcript.command()?)?;
+        if transcript.place == Place::Vm && !vm_ran(&output) {
+            eprintln!("book: {}: the VM failed; once more", transcript.file);
+            output = run_merged(transcript.command()?)?;
+            if !vm_ran(&output) {
+                bail!("{}: the VM failed twice (see above)", transcript.file);
+            }
+        }
         let lines: Vec<&str> = output.lines().filter(|l| !is_runner_echo(l)).collect();
         let text = format!("{}\n{}\n", transcript.command_line(), lines.join("\n"));
         fs::write(transcript.path(), text)
@@ -312,11 +319,12 @@ pub fn check(problems: &mut Problems) -> Result<()> {
         if !runs_here {
             continue;
         }
-        let mut command = transcript.command()?;
-        cmd::echo(&command);
-        let output = command
-            .output()
-            .with_context(|| format!("running {expected}"))?;
+        let Some(output) = run_split(transcript, &shown)? else {
+            problems.add(format!(
+                "{shown}: the VM did not run the command twice in a row (see the runner's error above); nothing compared"
+            ));
+            continue;
+        };
         let stream = |bytes: &[u8]| -> Vec<String> {
             String::from_utf8_lossy(bytes)
                 .lines()
@@ -337,6 +345,37 @@ pub fn check(problems: &mut Problems) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Run with stdout and stderr apart. A VM that fails to boot (TCG on a busy
+/// host sometimes panics in early boot) is retried once; None if it fails again.
+fn run_split(transcript: &Transcript, shown: &str) -> Result<Option<Output>> {
+    for attempt in 1..=2 {
+        let mut command = transcript.command()?;
+        cmd::echo(&command);
+        let output = command
+            .output()
+            .context("running the transcript's command")?;
+        if transcript.place == Place::Native || vm_ran(&String::from_utf8_lossy(&output.stderr)) {
+            return Ok(Some(output));
+        }
+        let error = String::from_utf8_lossy(&output.stderr);
+        let last = error
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("");
+        eprintln!("book: {shown}: the VM failed (attempt {attempt} of 2): {last}");
+    }
+    Ok(None)
+}
+
+/// The runner's last line when the VM ran the command; without it the VM
+/// itself failed (and said why on the line before).
+fn vm_ran(output: &str) -> bool {
+    output
+        .lines()
+        .any(|line| line.starts_with("vm: exit status "))
 }
 
 /// The VM runner's echo of the commands it runs (`$ qemu-system-x86_64 ...`,
