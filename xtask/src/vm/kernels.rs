@@ -261,7 +261,11 @@ fn download(name: &str, version: &str, suite_names: &[&str], dir: &Path) -> Resu
 }
 
 fn megabytes(bytes: u64) -> String {
-    format!("{:.1} MB", bytes as f64 / 1e6)
+    if bytes < 1_000_000 {
+        format!("{} kB", bytes.div_ceil(1000))
+    } else {
+        format!("{:.1} MB", bytes as f64 / 1e6)
+    }
 }
 
 /// The release (`uname -r`) in an x86 bzImage's boot header: the
@@ -347,12 +351,11 @@ impl PrivateApt {
         if apt.update()? {
             return Ok(apt);
         }
-        let keyring = newer_keyring()?;
         eprintln!(
-            "{SYSTEM_KEYRING} lacks the key that signs {}: retrying with {}",
-            suite_names[0],
-            keyring.display()
+            "{SYSTEM_KEYRING} lacks the key that signs {}: retrying with debian-archive-keyring from {KEYRING_SUITE}",
+            suite_names[0]
         );
+        let keyring = newer_keyring()?;
         let apt = PrivateApt::new(suite_names[0], suite_names, &keyring)?;
         if !apt.update()? {
             bail!(
@@ -379,6 +382,12 @@ impl PrivateApt {
             "Acquire::Languages=none".into(),
         ] {
             command.arg("-o").arg(option);
+        }
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } == 0 {
+            // Root's apt downloads as _apt, which cannot write to target/: it
+            // falls back to root with a warning. Say so up front instead.
+            command.args(["-o", "APT::Sandbox::User=root"]);
         }
         command
     }

@@ -168,16 +168,20 @@ impl VmRun {
         let console_log = keep_console_log(&serial[qemu::CONSOLE], label, status.is_some())?;
         fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
         let Some(status) = status else {
-            if stream && !self.verbose {
+            if stream && !self.verbose && !console.trim().is_empty() {
                 eprintln!("vm: the kernel console:\n{console}");
             }
             let what = if finished.timed_out {
                 format!("did not finish within {} s", self.timeout.as_secs())
             } else {
-                let last = console.lines().rev().find(|l| !l.trim().is_empty());
+                let mut lines = console.lines().map(str::trim).filter(|l| !l.is_empty());
+                let last = lines
+                    .clone()
+                    .find(|l| l.contains("Kernel panic"))
+                    .or(lines.next_back());
                 format!(
-                    "stopped without reporting the command's exit status (last console line: {:?})",
-                    last.unwrap_or("none").trim()
+                    "stopped without reporting the command's exit status ({:?})",
+                    last.unwrap_or("no console output")
                 )
             };
             bail!(
