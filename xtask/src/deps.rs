@@ -44,24 +44,29 @@ pub const BENCH: &[Package] = &[pkg("bpftrace", "/usr/bin/bpftrace")];
 
 /// Install what is missing (as root), or say exactly what to run.
 pub fn ensure(groups: &[&[Package]]) -> Result<()> {
-    let missing: Vec<&str> = groups
+    // SAFETY: geteuid has no preconditions.
+    ensure_as(groups, unsafe { libc::geteuid() } == 0)
+}
+
+fn ensure_as(groups: &[&[Package]], root: bool) -> Result<()> {
+    let mut missing: Vec<&str> = groups
         .iter()
         .flat_map(|group| group.iter())
         .filter(|package| !Path::new(package.provides).exists())
         .map(|package| package.name)
         .collect();
+    missing.sort();
+    missing.dedup();
     if missing.is_empty() {
         return Ok(());
     }
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
+    let list = missing.join(" ");
+    if !root {
         bail!(
-            "missing packages: {}; install them with `sudo apt-get install -y {}`",
-            missing.join(" "),
-            missing.join(" ")
+            "missing packages: {list}; install them with `sudo apt-get update && sudo apt-get install -y {list}`"
         );
     }
-    eprintln!("installing missing packages: {}", missing.join(" "));
+    eprintln!("installing missing packages: {list}");
     cmd::run(Command::new("apt-get").args(["update", "-qq"]))?;
     cmd::run(
         Command::new("apt-get")
@@ -69,4 +74,25 @@ pub fn ensure(groups: &[&[Package]]) -> Result<()> {
             .args(["install", "-y", "-qq"])
             .args(&missing),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_user_is_told_the_exact_command() {
+        const MISSING: &[Package] = &[
+            pkg("xtask-test-a", "/nonexistent/a"),
+            pkg("xtask-test-b", "/nonexistent/b"),
+        ];
+        const PRESENT: &[Package] = &[pkg("coreutils", "/")];
+        let err = ensure_as(&[PRESENT, MISSING], false).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "missing packages: xtask-test-a xtask-test-b; install them with \
+             `sudo apt-get update && sudo apt-get install -y xtask-test-a xtask-test-b`"
+        );
+        assert!(ensure_as(&[PRESENT], false).is_ok());
+    }
 }
