@@ -112,9 +112,9 @@ impl VmRun {
     }
 
     fn run(&self, stream: bool) -> Result<VmOutput> {
-        let kernel = self.kernel.resolve()?;
-        let dir = run_dir()?;
         let (argv, program) = self.guest_command()?;
+        let kernel = self.kernel.resolve()?;
+        let dir = RunDir::new()?;
         let mut executables: Vec<(PathBuf, PathBuf)> = program
             .map(|path| (path.clone(), path))
             .into_iter()
@@ -166,7 +166,6 @@ impl VmRun {
             KernelSpec::Path(_) => kernel.release.as_str(),
         };
         let console_log = keep_console_log(&serial[qemu::CONSOLE], label, status.is_some())?;
-        fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
         let Some(status) = status else {
             if stream && !self.verbose && !console.trim().is_empty() {
                 eprintln!("vm: the kernel console:\n{console}");
@@ -284,26 +283,45 @@ fn on_path(program: &str) -> Option<PathBuf> {
         .find(|path| path.is_file())
 }
 
-/// A fresh directory for one run's initramfs and serial files. Directories
-/// of runs whose process is gone (Ctrl-C) are removed on the way.
-fn run_dir() -> Result<PathBuf> {
-    static RUNS: AtomicUsize = AtomicUsize::new(0);
-    let runs = workspace::vm_dir().join("runs");
-    for entry in fs::read_dir(&runs).into_iter().flatten().flatten() {
-        let name = entry.file_name();
-        let pid = name.to_string_lossy();
-        let pid = pid.split('-').next().unwrap_or_default();
-        if !Path::new("/proc").join(pid).exists() {
-            let _ = fs::remove_dir_all(entry.path());
+/// A fresh directory for one run's initramfs and serial files, removed when
+/// dropped. Directories of runs whose process is gone (Ctrl-C) are removed on
+/// the way.
+struct RunDir(PathBuf);
+
+impl RunDir {
+    fn new() -> Result<RunDir> {
+        static RUNS: AtomicUsize = AtomicUsize::new(0);
+        let runs = workspace::vm_dir().join("runs");
+        for entry in fs::read_dir(&runs).into_iter().flatten().flatten() {
+            let name = entry.file_name();
+            let pid = name.to_string_lossy();
+            let pid = pid.split('-').next().unwrap_or_default();
+            if !Path::new("/proc").join(pid).exists() {
+                let _ = fs::remove_dir_all(entry.path());
+            }
         }
+        let dir = runs.join(format!(
+            "{}-{}",
+            std::process::id(),
+            RUNS.fetch_add(1, Ordering::Relaxed)
+        ));
+        fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        Ok(RunDir(dir))
     }
-    let dir = runs.join(format!(
-        "{}-{}",
-        std::process::id(),
-        RUNS.fetch_add(1, Ordering::Relaxed)
-    ));
-    fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    Ok(dir)
+}
+
+impl std::ops::Deref for RunDir {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for RunDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
 }
 
 /// Moved to target/vm/logs/: NAME.console.log for the latest good run of a

@@ -83,15 +83,24 @@ pub fn run(
         .context("cannot start qemu-system-x86_64: install qemu-system-x86 (cargo xtask deps)")?;
     let mut buffer = Vec::new();
     let mut timed_out = false;
-    loop {
-        // Checked before reading, so that the last read sees everything.
-        let exited = child.try_wait()?.is_some();
+    let mut pass_on = || -> Result<()> {
         for (port, file) in files.iter_mut().enumerate() {
             buffer.clear();
             file.read_to_end(&mut buffer)?;
             if !buffer.is_empty() {
                 sink(port, &buffer)?;
             }
+        }
+        Ok(())
+    };
+    loop {
+        // Checked before reading, so that the last read sees everything.
+        let exited = child.try_wait()?.is_some();
+        if let Err(err) = pass_on() {
+            // e.g. our stdout closed: the guest's output has nowhere to go
+            let _ = child.kill();
+            child.wait()?;
+            return Err(err.context("passing on the guest's output"));
         }
         if exited || timed_out {
             break;
