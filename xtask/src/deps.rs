@@ -31,8 +31,9 @@ pub const BUILD: &[Package] = &[
 pub const VM: &[Package] = &[
     pkg("qemu-system-x86", "/usr/bin/qemu-system-x86_64"),
     pkg("busybox-static", "/bin/busybox"),
-    // unpacks the XZ-compressed Debian kernels (see vm::kernels)
+    // unpack the Debian kernels' vmlinux (see vm::kernels)
     pkg("xz-utils", "/usr/bin/xz"),
+    pkg("zstd", "/usr/bin/zstd"),
     pkg("binutils", "/usr/bin/strip"),
 ];
 

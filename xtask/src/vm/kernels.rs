@@ -155,28 +155,44 @@ fn cached(name: &str, dir: &Path) -> Result<Option<Kernel>> {
     }))
 }
 
-/// What QEMU boots. For an XZ-compressed kernel (Debian's 5.10 and 6.1) that
-/// is the vmlinux inside, through its PVH entry point: the kernel's own XZ
-/// decompression takes about 3 s under TCG. Extracted once, next to vmlinuz.
+/// What QEMU boots: the vmlinux inside vmlinuz, through its PVH entry point,
+/// when the kernel has one. Skipping the kernel's own decompression saves
+/// about 2 s for XZ (Debian's 5.10 and 6.1) and 0.8 s for zstd (6.12, 7.2)
+/// under TCG. Extracted once, next to vmlinuz.
 fn bootable(dir: &Path, vmlinuz: &Path) -> Result<PathBuf> {
     let vmlinux = dir.join("vmlinux");
     if vmlinux.is_file() {
         return Ok(vmlinux);
     }
+    let config = fs::read_to_string(dir.join("config")).unwrap_or_default();
+    if !config.lines().any(|line| line == "CONFIG_PVH=y") {
+        return Ok(vmlinuz.to_path_buf());
+    }
     let image = fs::read(vmlinuz).with_context(|| format!("reading {}", vmlinuz.display()))?;
-    let Some(xz) = payload(&image).filter(|p| p.starts_with(b"\xfd7zXZ\0")) else {
+    let Some((compressed, tool, package)) = payload(&image).and_then(|p| {
+        // The build appends the decompressed size (4 bytes), which the tools would reject.
+        let compressed = p.get(..p.len().checked_sub(4)?)?;
+        if compressed.starts_with(b"\xfd7zXZ\0") {
+            Some((compressed, "xz", "xz-utils"))
+        } else if compressed.starts_with(b"\x28\xb5\x2f\xfd") {
+            Some((compressed, "zstd", "zstd"))
+        } else {
+            None
+        }
+    }) else {
         return Ok(vmlinuz.to_path_buf());
     };
     // Unique names: parallel runs may extract at the same time.
     let partial = |ext: &str| dir.join(format!("vmlinux.{}.{ext}", std::process::id()));
-    fs::write(partial("xz"), xz)?;
-    let mut command = Command::new("xz");
+    fs::write(partial(tool), compressed)?;
+    let mut command = Command::new(tool);
     command
-        .args(["--decompress", "--single-stream", "--stdout"])
-        .arg(partial("xz"))
+        .args(["--decompress", "--stdout"])
+        .arg(partial(tool))
         .stdout(File::create(partial("partial"))?);
-    cmd::run(&mut command).context("decompressing the kernel: install xz-utils")?;
-    fs::remove_file(partial("xz"))?;
+    cmd::run(&mut command)
+        .with_context(|| format!("decompressing the kernel: install {package}"))?;
+    fs::remove_file(partial(tool))?;
     fs::rename(partial("partial"), &vmlinux)?;
     Ok(vmlinux)
 }
