@@ -59,6 +59,8 @@ pub struct UnlinkCost {
     pub batches_per_sample: usize,
     pub rounds: usize,
     pub configs: Vec<CostConfig>,
+    /// The no-probe IQR: a ratio needs both overheads above it.
+    pub noise_ns: f64,
     /// kprobe overhead / fentry overhead, programs attached but the event filtered out.
     pub ratio_filtered: Option<f64>,
     /// The same with every event delivered to the lesson.
@@ -143,6 +145,8 @@ pub struct Throughput {
     pub events_read: Option<u64>,
     /// The lesson's summary: events lost to a full ring buffer.
     pub lost_events: Option<u64>,
+    /// Program runs the kernel skipped (recursion_misses): events neither sent nor counted.
+    pub recursion_misses: Option<u64>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -235,8 +239,8 @@ fn section(md: &mut String, r: &Report) {
     let _ = writeln!(
         md,
         "\nkprobe overhead / fentry overhead: **{}** with the event filtered out, **{}** delivering it.\n",
-        ratio(cost.ratio_filtered),
-        ratio(cost.ratio_delivering)
+        ratio(cost.ratio_filtered, cost.noise_ns),
+        ratio(cost.ratio_delivering, cost.noise_ns)
     );
 
     if !r.startup.tools.is_empty() {
@@ -289,7 +293,11 @@ fn section(md: &mut String, r: &Report) {
     for t in &r.throughput {
         let accounted = match (t.events_read, t.lost_events) {
             (Some(read), Some(lost)) if read + lost == t.unlinks => "yes".to_string(),
-            (Some(read), Some(lost)) => format!("**no**: {} + {} != {}", read, lost, t.unlinks),
+            (Some(read), Some(lost)) => format!(
+                "**no**: {} short; programs skipped {} times (recursion_misses)",
+                t.unlinks - (read + lost).min(t.unlinks),
+                t.recursion_misses.unwrap_or(0)
+            ),
             _ => "-".to_string(),
         };
         let _ = writeln!(
@@ -324,10 +332,11 @@ fn section(md: &mut String, r: &Report) {
     }
 }
 
-fn ratio(r: Option<f64>) -> String {
-    r.map_or("n/a (an overhead not above the noise)".into(), |r| {
-        format!("{r:.1}x")
-    })
+fn ratio(r: Option<f64>, noise_ns: f64) -> String {
+    r.map_or(
+        format!("n/a (an overhead within the no-probe IQR, {noise_ns:.0} ns)"),
+        |r| format!("{r:.1}x"),
+    )
 }
 
 fn ms(value: f64) -> String {
