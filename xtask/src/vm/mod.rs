@@ -12,7 +12,7 @@
 //! # anyhow::Ok(())
 //! ```
 
-pub mod initramfs;
+mod initramfs;
 pub mod kernels;
 mod qemu;
 
