@@ -140,8 +140,7 @@ fn run(
             if let Some(bpftrace) = bench.bpftrace.take() {
                 bench.unavailable.push(report::Unavailable {
                     tool: bpftrace.name.into(),
-                    reason: "not run: no lesson attached, so there is nothing to compare it with"
-                        .into(),
+                    reason: "bpftrace not run: no lesson attached here to compare it with".into(),
                 });
             }
             report::Startup {

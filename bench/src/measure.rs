@@ -107,7 +107,7 @@ impl Bench {
     }
 
     fn mark_unavailable(&mut self, tool: &str, err: anyhow::Error) {
-        eprintln!("unlink-bench: {tool} cannot run here: {err:#}");
+        eprintln!("unlink-bench: {err:#}");
         self.unavailable.push(Unavailable {
             tool: tool.to_string(),
             reason: format!("{err:#}"),

@@ -226,7 +226,11 @@ impl Running {
             Err(RecvTimeoutError::Disconnected) => {
                 let status = self.child.wait()?;
                 let stderr = self.stderr_text();
-                Err(anyhow!("{} ({status}): {}", self.name, reason(&stderr)))
+                Err(anyhow!(
+                    "{} exited before it was ready ({status}): {}",
+                    self.name,
+                    reason(&stderr)
+                ))
             }
         }
     }
