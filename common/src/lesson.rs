@@ -1,8 +1,8 @@
 //! Everything a lesson does around its probes: flags, target, error
 //! explanations, the `-- COMMAND` child, the poll loop and the summary.
 
-use std::cell::Cell;
-use std::io::Write;
+use std::cell::{Cell, RefCell};
+use std::io::{BufWriter, Write};
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -152,9 +152,16 @@ impl Lesson {
         let output_closed = Cell::new(false);
         let clock = Clock::now();
         let limit = self.args.count.unwrap_or(u64::MAX);
+        // Buffered, flushed once per poll: a write(2) per event would cap the event rate.
+        let stdout = RefCell::new(BufWriter::with_capacity(64 * 1024, std::io::stdout()));
         let print = |line: String| {
-            if !output_closed.get() && writeln!(std::io::stdout(), "{line}").is_err() {
+            if !output_closed.get() && writeln!(stdout.borrow_mut(), "{line}").is_err() {
                 output_closed.set(true); // e.g. `| head`: stop quietly
+            }
+        };
+        let flush = || {
+            if stdout.borrow_mut().flush().is_err() {
+                output_closed.set(true);
             }
         };
         let deadline = self
@@ -207,6 +214,7 @@ impl Lesson {
                 }
                 (None, None) => unreachable!("a lesson reads either the ring buffer or trace_pipe"),
             }
+            flush();
             if let Some(child) = &mut child {
                 status = child.try_wait()?;
             }
@@ -228,7 +236,9 @@ impl Lesson {
             print_trace_lines(pipe.read_lines()?);
         }
         let lost = read_lost(lost_events);
+        flush(); // the events first, then the summary (on stderr in text mode)
         self.summarise(seen.get(), lost, &print);
+        flush();
         if let Some(mut child) = child {
             let status = match status {
                 Some(status) => status,

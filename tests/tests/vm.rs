@@ -105,7 +105,7 @@ fn sigterm_and_lost_events_on_the_default_kernel() {
     let script = format!(
         r#"cd "$(mktemp -d)"
 {lesson} --json --ring-buffer-kib 4 > /tmp/out 2> /tmp/err &
-sleep 3
+until grep -q attached /tmp/out; do sleep 0.1; done
 i=0; while [ $i -lt 300 ]; do : > f$i; i=$((i + 1)); done
 rm f*
 sleep 1
@@ -152,14 +152,17 @@ fn pid_and_comm_filters_on_the_default_kernel() {
     let lesson = binary("lesson-03").display().to_string();
     let script = format!(
         r#"cd /tmp && touch target other x y
-(sleep 3; exec unlink target) &
+(until [ -e go ]; do sleep 0.1; done; exec unlink target) &
 target=$!
-(sleep 3; unlink other) &
-{lesson} --json --pid $target --count 1 --duration 30 > /tmp/pid.out
+(until [ -e go ]; do sleep 0.1; done; unlink other) &
+{lesson} --json --pid $target --count 1 --duration 60 > /tmp/pid.out &
+until grep -q attached /tmp/pid.out; do sleep 0.1; done
+touch go; wait
 echo "TARGET-PID $target"
 sed 's/^/PID-FILTER /' /tmp/pid.out
-{lesson} --json --comm rm --duration 8 > /tmp/comm.out &
-sleep 4; unlink x; rm y; wait
+{lesson} --json --comm rm --duration 60 --count 1 > /tmp/comm.out &
+until grep -q attached /tmp/comm.out; do sleep 0.1; done
+unlink x; rm y; wait
 sed 's/^/COMM-FILTER /' /tmp/comm.out"#
     );
     let mut run = VmRun::new(xtask::vm::kernels::DEFAULT, ["sh", "-c", &script]);
