@@ -342,7 +342,7 @@ impl Bench {
         }
         let mut rows = Vec::new();
         for &threads in &thread_counts {
-            let took = unlink_in_parallel(&self.scratch, threads, files)?;
+            let took = unlink_in_parallel(&self.scratch, threads, files, None)?;
             rows.push(Throughput {
                 tool: None,
                 threads,
@@ -368,7 +368,7 @@ impl Bench {
                 let args = lesson_args(&comm, &["--ring-buffer-kib", &ring]);
                 let mut run = self.lessons[lesson].start(&args)?;
                 run.wait_attached(ATTACH_TIMEOUT)?;
-                let took = unlink_in_parallel(&self.scratch, threads, files)?;
+                let took = unlink_in_parallel(&self.scratch, threads, files, None)?;
                 let unlinks = (threads * files) as u64;
                 let name = self.lessons[lesson].name;
                 let stopped = self.finish(name, run, Some(unlinks))?;
@@ -383,7 +383,8 @@ impl Bench {
                     recursion_misses: Some(stopped.recursion_misses),
                 });
             }
-            lossless.push(self.highest_lossless_rate(lesson, one_thread / 16.0)?);
+            let start = one_thread / 16.0;
+            lossless.push(self.highest_lossless_rate(lesson, cpus, start)?);
             eprintln!(
                 "unlink-bench: throughput of {} done",
                 self.lessons[lesson].name
@@ -392,43 +393,51 @@ impl Bench {
         Ok((rows, lossless))
     }
 
-    /// One thread unlinks at a paced rate, 25% higher each step, while the
+    /// `threads` unlink at a paced total rate, 25% higher each step, while the
     /// lesson delivers with its default ring buffer; the highest rate reached
-    /// before an event went missing or the thread could not go faster.
-    fn highest_lossless_rate(&mut self, lesson: usize, mut rate: f64) -> Result<Lossless> {
+    /// before an event went missing or the threads could not go faster.
+    fn highest_lossless_rate(
+        &mut self,
+        lesson: usize,
+        threads: usize,
+        mut rate: f64,
+    ) -> Result<Lossless> {
         let name = self.lessons[lesson].name;
         let comm = self.comm.clone();
         let mut run = self.lessons[lesson].start(&lesson_args(&comm, &[]))?;
         run.wait_attached(ATTACH_TIMEOUT)?;
-        let dir = self.scratch.subdir("paced")?;
         let (mut made, mut kept_up, mut lost_at) = (0, None, None);
         loop {
-            let files = ((rate * self.plan.paced_step.as_secs_f64()) as usize).max(100);
-            let took = Batch::create(&dir, files)?.unlink_paced(rate)?;
+            let per_thread =
+                ((rate * self.plan.paced_step.as_secs_f64()) as usize / threads).max(100);
+            let took = unlink_in_parallel(&self.scratch, threads, per_thread, Some(rate))?;
+            let files = per_thread * threads;
             made += files as u64;
             let achieved = files as f64 / took.as_secs_f64();
             if !caught_up(&run, made) {
                 lost_at = Some(achieved);
                 break;
             }
-            // No faster than the last step: the thread is at its top speed.
+            // No faster than the last step: the threads are at their top speed.
             if kept_up.is_some_and(|best| achieved <= best) {
                 break;
             }
             kept_up = Some(achieved);
             rate *= 1.25;
         }
-        self.finish(name, run, Some(made))?;
+        let stopped = self.finish(name, run, Some(made))?;
         Ok(Lossless {
             tool: name.to_string(),
+            threads,
             per_second: kept_up,
             lost_at,
+            lost_events: stopped.summary.map(|s| s.lost_events),
         })
     }
 }
 
 /// Wait until `made` events were read; false when reading stalls short of it
-/// (events were lost).
+/// for 2 s (events were lost, which the summary then confirms).
 fn caught_up(run: &Running, made: u64) -> bool {
     let (mut read, mut since) = (run.events(), Instant::now());
     while read < made {
@@ -436,7 +445,7 @@ fn caught_up(run: &Running, made: u64) -> bool {
         let now = run.events();
         if now != read {
             (read, since) = (now, Instant::now());
-        } else if since.elapsed() > Duration::from_millis(500) {
+        } else if since.elapsed() > Duration::from_secs(2) {
             return false;
         }
     }

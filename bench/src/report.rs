@@ -152,10 +152,14 @@ pub struct Throughput {
 #[derive(Serialize, Deserialize)]
 pub struct Lossless {
     pub tool: String,
+    /// Unlinking threads, each at its share of the rate.
+    pub threads: usize,
     /// The highest rate with no event lost (None: lost even at the lowest rate tried).
     pub per_second: Option<f64>,
     /// The rate at which an event went missing; None: the thread could not unlink faster.
     pub lost_at: Option<f64>,
+    /// The lesson's summary at the end of the search.
+    pub lost_events: Option<u64>,
 }
 
 impl Platform {
@@ -185,8 +189,8 @@ pub fn markdown(reports: &[Report]) -> String {
          and attaches, so the first event is the fair comparison. Throughput: threads \
          unlink at full speed while the lesson delivers; the lesson's summary line gives \
          the events lost to a full ring buffer, and the programs' `recursion_misses` \
-         (/proc/PID/fdinfo) the runs the kernel skipped. Then one thread unlinks at a \
-         paced rate, 25% higher each step, until an event goes missing. Peak memory is \
+         (/proc/PID/fdinfo) the runs the kernel skipped. Then one thread per CPU unlinks \
+         at a paced rate, 25% higher each step, until an event goes missing. Peak memory is \
          VmHWM from /proc/PID/status just before SIGTERM. The lessons are release builds.\n",
     );
     for report in reports {
@@ -323,15 +327,16 @@ fn section(md: &mut String, r: &Report) {
         let kept_up = l.per_second.map_or("no rate tried".into(), |rate| {
             format!("**{rate:.0} unlinks/s**")
         });
-        let limit = match l.lost_at {
-            Some(rate) => format!("at {rate:.0}/s it lost events"),
-            None => "as fast as one thread unlinks with it attached".to_string(),
+        let limit = match (l.lost_at, l.lost_events) {
+            (Some(rate), Some(lost)) => format!("at {rate:.0}/s events went missing: {lost} lost"),
+            (Some(rate), None) => format!("at {rate:.0}/s events went missing"),
+            (None, _) => "as fast as the threads unlink with it attached".to_string(),
         };
         let _ = writeln!(
             md,
             "- {} kept up, with its default ring buffer and nothing lost, with {kept_up} \
-             from one paced thread ({limit}).",
-            l.tool
+             from {} paced threads ({limit}).",
+            l.tool, l.threads
         );
     }
     for note in &r.notes {

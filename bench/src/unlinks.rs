@@ -102,14 +102,19 @@ impl Batch {
         Ok(start.elapsed())
     }
 
-    /// Unlink every file at `per_second` on a fixed schedule: sleep when ahead
-    /// of it, never when behind.
+    /// Unlink every file at `per_second` on a fixed schedule: wait when ahead
+    /// of it, never when behind. Short waits spin: a sleep that short oversleeps,
+    /// and would cap the rate below what the thread can do.
     pub fn unlink_paced(self, per_second: f64) -> Result<Duration> {
         let start = Instant::now();
         for (i, path) in self.paths.iter().enumerate() {
             let due = start + Duration::from_secs_f64(i as f64 / per_second);
-            if let Some(ahead) = due.checked_duration_since(Instant::now()) {
-                std::thread::sleep(ahead);
+            while let Some(ahead) = due.checked_duration_since(Instant::now()) {
+                if ahead > Duration::from_millis(1) {
+                    std::thread::sleep(ahead - Duration::from_millis(1));
+                } else {
+                    std::hint::spin_loop();
+                }
             }
             unlink(path)?;
         }
@@ -125,12 +130,14 @@ fn unlink(path: &CString) -> Result<()> {
     Ok(())
 }
 
-/// Unlink `per_worker` files in each of `workers` threads at once; the wall
+/// Unlink `per_worker` files in each of `workers` threads at once, at full
+/// speed or `paced` (unlinks per second, shared between the threads); the wall
 /// time from their common start to the last one's end.
 pub fn unlink_in_parallel(
     scratch: &Scratch,
     workers: usize,
     per_worker: usize,
+    paced: Option<f64>,
 ) -> Result<Duration> {
     let batches = (0..workers)
         .map(|w| Batch::create(&scratch.subdir(&format!("worker-{w}"))?, per_worker))
@@ -143,7 +150,10 @@ pub fn unlink_in_parallel(
                 let ready = &ready;
                 scope.spawn(move || {
                     ready.wait();
-                    batch.unlink_all()
+                    match paced {
+                        Some(per_second) => batch.unlink_paced(per_second / workers as f64),
+                        None => batch.unlink_all(),
+                    }
                 })
             })
             .collect();
