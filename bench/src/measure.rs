@@ -432,6 +432,7 @@ impl Bench {
             per_second: kept_up,
             lost_at,
             lost_events: stopped.summary.map(|s| s.lost_events),
+            recursion_misses: stopped.recursion_misses,
         })
     }
 }

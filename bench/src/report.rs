@@ -160,6 +160,8 @@ pub struct Lossless {
     pub lost_at: Option<f64>,
     /// The lesson's summary at the end of the search.
     pub lost_events: Option<u64>,
+    /// Program runs the kernel skipped during the search (recursion_misses).
+    pub recursion_misses: u64,
 }
 
 impl Platform {
@@ -328,7 +330,10 @@ fn section(md: &mut String, r: &Report) {
             format!("**{rate:.0} unlinks/s**")
         });
         let limit = match (l.lost_at, l.lost_events) {
-            (Some(rate), Some(lost)) => format!("at {rate:.0}/s events went missing: {lost} lost"),
+            (Some(rate), Some(lost)) => format!(
+                "at {rate:.0}/s events went missing: {lost} lost, {} skipped by the kernel",
+                l.recursion_misses
+            ),
             (Some(rate), None) => format!("at {rate:.0}/s events went missing"),
             (None, _) => "as fast as the threads unlink with it attached".to_string(),
         };
