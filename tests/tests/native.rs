@@ -7,6 +7,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use tests::{binary, check_json_run, WORKLOAD, WORKLOAD_EXIT};
+use xtask::workspace::is_root;
 
 fn run_lesson(lesson: &str) -> Output {
     let output = Command::new(binary(lesson))
@@ -22,11 +23,6 @@ fn run_lesson(lesson: &str) -> Output {
         String::from_utf8_lossy(&output.stderr)
     );
     output
-}
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
 }
 
 /// The one error line a failing lesson prints, checked for errno, cause and next step.

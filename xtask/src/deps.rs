@@ -45,8 +45,7 @@ pub const BENCH: &[Package] = &[pkg("bpftrace", "/usr/bin/bpftrace")];
 
 /// Install what is missing (as root), or say exactly what to run.
 pub fn ensure(groups: &[&[Package]]) -> Result<()> {
-    // SAFETY: geteuid has no preconditions.
-    ensure_as(groups, unsafe { libc::geteuid() } == 0)
+    ensure_as(groups, crate::workspace::is_root())
 }
 
 fn ensure_as(groups: &[&[Package]], root: bool) -> Result<()> {

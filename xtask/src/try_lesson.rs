@@ -41,8 +41,7 @@ pub fn run(lesson: Lesson) -> Result<ExitCode> {
     let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     let release = release.trim();
 
-    // SAFETY: geteuid has no preconditions.
-    let why_vm = if unsafe { libc::geteuid() } == 0 {
+    let why_vm = if workspace::is_root() {
         eprintln!("\n== {name}: trying natively on this kernel (Linux {release})");
         let mut native = Command::new(&binary);
         native.args(["--", "sh", "-c", WORKLOAD]);

@@ -41,6 +41,7 @@ use super::pipe;
 use crate::cmd::{self, shell_quote};
 use crate::test::cargo;
 use crate::vm::kernels;
+use crate::workspace::is_root;
 use crate::{deps, workspace};
 
 const VM_KERNEL: &str = "debian-6.12";
@@ -209,11 +210,6 @@ fn kernel_release() -> String {
         .unwrap_or_default()
         .trim()
         .to_string()
-}
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
 }
 
 /// The binaries the transcripts run, built from the current sources.

@@ -399,8 +399,7 @@ impl PrivateApt {
         ] {
             command.arg("-o").arg(option);
         }
-        // SAFETY: geteuid has no preconditions.
-        if unsafe { libc::geteuid() } == 0 {
+        if workspace::is_root() {
             // Root's apt downloads as _apt, which cannot write to target/: it
             // falls back to root with a warning. Say so up front instead.
             command.args(["-o", "APT::Sandbox::User=root"]);
