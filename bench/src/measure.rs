@@ -12,7 +12,7 @@ use crate::report::{
     CostConfig, Lossless, Startup, StartupRatio, StartupTool, Stats, Throughput, Unavailable,
     UnlinkCost,
 };
-use crate::tool::{Running, Stopped, Tool};
+use crate::tool::{Output, Running, Stopped, Tool};
 use crate::unlinks::{unlink_in_parallel, Batch, Scratch};
 
 /// Under TCG a lesson attaches in about a second and bpftrace in 5-10 s.
@@ -79,7 +79,7 @@ impl Bench {
         let mut function = None;
         for lesson in std::mem::take(&mut self.lessons) {
             let attached = lesson
-                .start(&lesson_args(NO_SUCH_COMM, &[]))
+                .start(&lesson_args(NO_SUCH_COMM, &[]), Output::Pipe)
                 .and_then(|mut run| {
                     let attached = run.wait_attached(ATTACH_TIMEOUT)?;
                     run.stop()?;
@@ -104,6 +104,14 @@ impl Bench {
             }
         }
         function
+    }
+
+    /// Where a lesson's output goes while it is measured: a file on the scratch
+    /// tmpfs, read after it stopped (a reader would compete with it for the CPUs).
+    fn output_file(&self) -> Result<Output> {
+        Ok(Output::File(
+            self.scratch.subdir("output")?.join("stdout.jsonl"),
+        ))
     }
 
     fn mark_unavailable(&mut self, tool: &str, err: anyhow::Error) {
@@ -177,7 +185,8 @@ impl Bench {
                         } else {
                             NO_SUCH_COMM.into()
                         };
-                        let mut run = self.lessons[lesson].start(&lesson_args(&comm, &[]))?;
+                        let mut run = self.lessons[lesson]
+                            .start(&lesson_args(&comm, &[]), self.output_file()?)?;
                         run.wait_attached(ATTACH_TIMEOUT)?;
                         measure()?;
                         let expected = if deliver { (batches * files) as u64 } else { 0 };
@@ -265,7 +274,7 @@ impl Bench {
         for round in 0..self.plan.startup_rounds {
             for lesson in 0..self.lessons.len() {
                 let tool = &self.lessons[lesson];
-                let mut run = tool.start(&["--json", "--color", "never"])?;
+                let mut run = tool.start(&["--json", "--color", "never"], Output::Pipe)?;
                 let announced = run.wait_attached(ATTACH_TIMEOUT)?.after;
                 let first = run.wait_first_event(ATTACH_TIMEOUT)?;
                 let name = tool.name;
@@ -276,12 +285,15 @@ impl Bench {
             }
             if let Some(bpftrace) = &self.bpftrace {
                 let name = bpftrace.name;
-                let measured = bpftrace.start(&["-e", &program]).and_then(|mut run| {
-                    let announced = run.wait_attached(ATTACH_TIMEOUT)?.after;
-                    let first = run.wait_first_event(ATTACH_TIMEOUT)?;
-                    self.finish(name, run, None)?;
-                    Ok((announced, first))
-                });
+                let measured =
+                    bpftrace
+                        .start(&["-e", &program], Output::Pipe)
+                        .and_then(|mut run| {
+                            let announced = run.wait_attached(ATTACH_TIMEOUT)?.after;
+                            let first = run.wait_first_event(ATTACH_TIMEOUT)?;
+                            self.finish(name, run, None)?;
+                            Ok((announced, first))
+                        });
                 match measured {
                     Ok((announced, first)) => {
                         let entry = samples.entry(name.to_string()).or_default();
@@ -366,7 +378,7 @@ impl Bench {
                 let ring = ring_kib.to_string();
                 let comm = self.comm.clone();
                 let args = lesson_args(&comm, &["--ring-buffer-kib", &ring]);
-                let mut run = self.lessons[lesson].start(&args)?;
+                let mut run = self.lessons[lesson].start(&args, self.output_file()?)?;
                 run.wait_attached(ATTACH_TIMEOUT)?;
                 let took = unlink_in_parallel(&self.scratch, threads, files, None)?;
                 let unlinks = (threads * files) as u64;
@@ -404,7 +416,7 @@ impl Bench {
     ) -> Result<Lossless> {
         let name = self.lessons[lesson].name;
         let comm = self.comm.clone();
-        let mut run = self.lessons[lesson].start(&lesson_args(&comm, &[]))?;
+        let mut run = self.lessons[lesson].start(&lesson_args(&comm, &[]), self.output_file()?)?;
         run.wait_attached(ATTACH_TIMEOUT)?;
         let (mut made, mut kept_up, mut lost_at) = (0, None, None);
         loop {
@@ -414,7 +426,7 @@ impl Bench {
             let files = per_thread * threads;
             made += files as u64;
             let achieved = files as f64 / took.as_secs_f64();
-            if !caught_up(&run, made) {
+            if !caught_up(&mut run, made)? {
                 lost_at = Some(achieved);
                 break;
             }
@@ -437,20 +449,20 @@ impl Bench {
     }
 }
 
-/// Wait until `made` events were read; false when reading stalls short of it
-/// for 2 s (events were lost, which the summary then confirms).
-fn caught_up(run: &Running, made: u64) -> bool {
-    let (mut read, mut since) = (run.events(), Instant::now());
+/// Wait until `made` events were output; false when the output stalls short of
+/// it for 2 s (events were lost, which the summary then confirms).
+fn caught_up(run: &mut Running, made: u64) -> Result<bool> {
+    let (mut read, mut since) = (run.events()?, Instant::now());
     while read < made {
         std::thread::sleep(Duration::from_millis(10));
-        let now = run.events();
+        let now = run.events()?;
         if now != read {
             (read, since) = (now, Instant::now());
         } else if since.elapsed() > Duration::from_secs(2) {
-            return false;
+            return Ok(false);
         }
     }
-    true
+    Ok(true)
 }
 
 /// The lessons' `--ring-buffer-kib` default.

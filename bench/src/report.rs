@@ -183,16 +183,19 @@ pub fn markdown(reports: &[Report]) -> String {
          batches (the mean per unlink over the batch) with one start of the lesson. \
          The configurations (no probe; each lesson attached with `--comm` set to a name \
          that never matches, so the programs run but send nothing; each lesson delivering \
-         every event as JSON to a pipe the harness reads) are interleaved in every round. \
+         every event as JSON to a file on tmpfs, as `> FILE` would) are interleaved in every round. \
          Overhead is the median minus the no-probe median; the kprobe/fentry ratio is \
          taken within the same run. Start-up: from spawning the tool to its announcing \
          line, and to the first event read from its output while a thread unlinks a file \
          every millisecond; bpftrace 0.17 prints `Attaching 1 probe...` before it loads \
          and attaches, so the first event is the fair comparison. Throughput: threads \
-         unlink at full speed while the lesson delivers; the lesson's summary line gives \
-         the events lost to a full ring buffer, and the programs' `recursion_misses` \
+         unlink at full speed while the lesson writes every event to a file on tmpfs, so \
+         nothing of the harness runs beside it; after it stopped, the harness checks every \
+         line and counts the events, the summary line gives the events lost to a full ring \
+         buffer, and the programs' `recursion_misses` \
          (/proc/PID/fdinfo) the runs the kernel skipped. Then one thread per CPU unlinks \
-         at a paced rate, 25% higher each step, until an event goes missing. Peak memory is \
+         at a paced rate, 25% higher each step, until an event goes missing (after each \
+         step the harness counts the lines written so far). Peak memory is \
          VmHWM from /proc/PID/status just before SIGTERM. The lessons are release builds.\n",
     );
     for report in reports {

@@ -1,10 +1,12 @@
 //! The programs measured (the lessons, bpftrace), run as children whose stdout
-//! is read line by line as it comes: when they attached, their first event,
-//! how many events, and the lessons' closing summary.
+//! is read line by line (as it comes from a pipe, or from a file once they
+//! stopped): when they attached, their first event, how many events, and the
+//! lessons' closing summary.
 
-use std::io::{BufRead, BufReader, Read};
-use std::path::PathBuf;
-use std::process::{Child, ChildStderr, ChildStdout, Command, Stdio};
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStderr, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
@@ -59,14 +61,36 @@ pub struct Attached {
     pub function: Option<String>,
 }
 
+/// Where a tool's stdout goes.
+pub enum Output {
+    /// A pipe a thread of the harness reads as it comes: milestones have times.
+    Pipe,
+    /// A file (on tmpfs), as a user's `> FILE`: nothing of the harness competes
+    /// with the tool for the CPUs while it runs; its lines are checked after it stopped.
+    File(PathBuf),
+}
+
 pub struct Running {
     name: &'static str,
+    kind: Kind,
     child: Child,
     started: Instant,
-    milestones: Receiver<Milestone>,
-    events: Arc<AtomicU64>,
-    stdout: JoinHandle<Result<Option<Summary>>>,
+    stdout: Stdout,
     stderr: Option<JoinHandle<String>>,
+}
+
+enum Stdout {
+    Pipe {
+        milestones: Receiver<Milestone>,
+        events: Arc<AtomicU64>,
+        reader: JoinHandle<Result<Option<Summary>>>,
+    },
+    File {
+        path: PathBuf,
+        /// Bytes of the file looked at so far, and the line ends in them.
+        looked_at: u64,
+        lines: u64,
+    },
 }
 
 /// How a run ended.
@@ -100,42 +124,63 @@ impl Tool {
     }
 
     /// Start the tool; the clock of its start-up starts here.
-    pub fn start(&self, args: &[&str]) -> Result<Running> {
+    pub fn start(&self, args: &[&str], output: Output) -> Result<Running> {
         let mut command = Command::new(&self.path);
         command
             .args(args)
             .stdin(Stdio::null())
-            .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        match &output {
+            Output::Pipe => command.stdout(Stdio::piped()),
+            Output::File(path) => command.stdout(
+                File::create(path).with_context(|| format!("creating {}", path.display()))?,
+            ),
+        };
         let started = Instant::now();
         let mut child = command
             .spawn()
             .with_context(|| format!("starting {}", self.path.display()))?;
-        let (send, milestones) = mpsc::channel();
-        let events = Arc::new(AtomicU64::new(0));
-        let stdout = child.stdout.take().expect("piped");
-        let stderr = child.stderr.take().expect("piped");
         let kind = self.kind;
-        let counter = events.clone();
+        let stdout = match output {
+            Output::Pipe => {
+                let (send, milestones) = mpsc::channel();
+                let events = Arc::new(AtomicU64::new(0));
+                let counter = events.clone();
+                let pipe = child.stdout.take().expect("piped");
+                let reader = std::thread::spawn(move || read_lines(pipe, kind, &send, &counter));
+                Stdout::Pipe {
+                    milestones,
+                    events,
+                    reader,
+                }
+            }
+            Output::File(path) => Stdout::File {
+                path,
+                looked_at: 0,
+                lines: 0,
+            },
+        };
+        let stderr = child.stderr.take().expect("piped");
         Ok(Running {
             name: self.name,
+            kind,
             child,
             started,
-            milestones,
-            events,
-            stdout: std::thread::spawn(move || read_stdout(stdout, kind, &send, &counter)),
+            stdout,
             stderr: Some(std::thread::spawn(move || read_all(stderr))),
         })
     }
 }
 
-fn read_stdout(
-    stdout: ChildStdout,
+/// Count the events in a tool's output and note its milestones; the lesson's
+/// summary line, if any. Any other line is an error.
+fn read_lines(
+    output: impl Read,
     kind: Kind,
     send: &Sender<Milestone>,
     events: &AtomicU64,
 ) -> Result<Option<Summary>> {
-    let mut reader = BufReader::with_capacity(1 << 16, stdout);
+    let mut reader = BufReader::with_capacity(1 << 16, output);
     let mut line = Vec::new();
     let mut summary = None;
     loop {
@@ -207,8 +252,14 @@ impl Running {
         }
     }
 
-    /// From start to the first event read from the tool's output.
+    /// From start to the first event read from the tool's output (a pipe).
     pub fn wait_first_event(&mut self, timeout: Duration) -> Result<Duration> {
+        if matches!(self.stdout, Stdout::File { .. }) {
+            bail!(
+                "{}: the first event is timed through a pipe only",
+                self.name
+            );
+        }
         loop {
             if let Milestone::FirstEvent(at) = self.next_milestone(timeout)? {
                 return Ok(at - self.started);
@@ -217,7 +268,13 @@ impl Running {
     }
 
     fn next_milestone(&mut self, timeout: Duration) -> Result<Milestone> {
-        match self.milestones.recv_timeout(timeout) {
+        let next = match &self.stdout {
+            Stdout::Pipe { milestones, .. } => milestones.recv_timeout(timeout),
+            Stdout::File { path, .. } => {
+                first_line_milestone(path, self.kind, &mut self.child, timeout)?
+            }
+        };
+        match next {
             Ok(milestone) => Ok(milestone),
             Err(RecvTimeoutError::Timeout) => {
                 let _ = self.child.kill();
@@ -243,9 +300,25 @@ impl Running {
             .unwrap_or_default()
     }
 
-    /// Events read so far.
-    pub fn events(&self) -> u64 {
-        self.events.load(Ordering::Relaxed)
+    /// Events output so far: read from the pipe, or the lines after the
+    /// announcing one in the file (only the lines added since the last call are read).
+    pub fn events(&mut self) -> Result<u64> {
+        match &mut self.stdout {
+            Stdout::Pipe { events, .. } => Ok(events.load(Ordering::Relaxed)),
+            Stdout::File {
+                path,
+                looked_at,
+                lines,
+            } => {
+                let mut file =
+                    File::open(&*path).with_context(|| format!("reading {}", path.display()))?;
+                file.seek(SeekFrom::Start(*looked_at))?;
+                let mut added = Vec::new();
+                *looked_at += file.read_to_end(&mut added)? as u64;
+                *lines += added.iter().filter(|&&b| b == b'\n').count() as u64;
+                Ok(lines.saturating_sub(1))
+            }
+        }
     }
 
     /// The peak resident set so far (VmHWM), in KiB.
@@ -282,17 +355,58 @@ impl Running {
         unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
         let status = self.child.wait()?;
         let stderr = self.stderr_text();
-        let summary = self
-            .stdout
-            .join()
-            .map_err(|_| anyhow!("{}: the stdout reader panicked", self.name))??;
+        let (events, summary) = match self.stdout {
+            Stdout::Pipe { events, reader, .. } => {
+                let summary = reader
+                    .join()
+                    .map_err(|_| anyhow!("{}: the stdout reader panicked", self.name))??;
+                (events.load(Ordering::Relaxed), summary)
+            }
+            Stdout::File { path, .. } => {
+                let file =
+                    File::open(&path).with_context(|| format!("reading {}", path.display()))?;
+                let events = AtomicU64::new(0);
+                let summary = read_lines(file, self.kind, &mpsc::channel().0, &events);
+                std::fs::remove_file(&path)
+                    .with_context(|| format!("removing {}", path.display()))?;
+                (events.into_inner(), summary?)
+            }
+        };
         if !status.success() {
             bail!("{} exited with {status}: {}", self.name, reason(&stderr));
         }
         Ok(Stopped {
-            events: self.events.load(Ordering::Relaxed),
+            events,
             summary,
             recursion_misses,
         })
+    }
+}
+
+/// Wait for the first whole line in `path` and what it announces (nothing if it
+/// announces nothing), while `child` runs; as a channel would say it.
+fn first_line_milestone(
+    path: &Path,
+    kind: Kind,
+    child: &mut Child,
+    timeout: Duration,
+) -> Result<Result<Milestone, RecvTimeoutError>> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let text = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        if let Some(end) = text.iter().position(|&b| b == b'\n') {
+            let (send, milestones) = mpsc::channel();
+            read_lines(&text[..=end], kind, &send, &AtomicU64::new(0))?;
+            return Ok(milestones
+                .try_recv()
+                .map_err(|_| RecvTimeoutError::Disconnected));
+        }
+        if child.try_wait()?.is_some() {
+            return Ok(Err(RecvTimeoutError::Disconnected));
+        }
+        if Instant::now() >= deadline {
+            return Ok(Err(RecvTimeoutError::Timeout));
+        }
+        std::thread::sleep(Duration::from_millis(5));
     }
 }
