@@ -243,12 +243,12 @@ pub enum JsonLine<'a> {
         filename_truncated: bool,
     },
     /// `--printk`: a line from trace_pipe, as the kernel wrote it.
-    Printk {
-        line: &'a str,
-    },
+    Printk { line: &'a str },
     Summary {
         unlinks: u64,
         lost_events: u64,
+        /// Runs of the probes the kernel skipped; `null` when it does not count them.
+        skipped_by_kernel: Option<u64>,
     },
 }
 
@@ -370,5 +370,25 @@ mod tests {
         assert_eq!(value["filename"], "a\\xffb");
         assert_eq!(value["filename_truncated"], false);
         assert_eq!(value["time"], "1970-01-01T00:00:05.000000Z");
+    }
+
+    #[test]
+    fn the_summary_says_null_when_the_kernel_cannot_count_skips() {
+        let summary = |skipped_by_kernel| {
+            JsonLine::Summary {
+                unlinks: 4,
+                lost_events: 0,
+                skipped_by_kernel,
+            }
+            .to_line()
+        };
+        assert_eq!(
+            summary(Some(2)),
+            r#"{"type":"summary","unlinks":4,"lost_events":0,"skipped_by_kernel":2}"#
+        );
+        assert_eq!(
+            summary(None),
+            r#"{"type":"summary","unlinks":4,"lost_events":0,"skipped_by_kernel":null}"#
+        );
     }
 }

@@ -3,6 +3,8 @@
 
 use std::cell::{Cell, RefCell};
 use std::io::{BufWriter, Write};
+use std::mem::offset_of;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,7 +13,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
 use colored::Colorize;
-use libbpf_rs::{Link, MapCore, MapFlags, MapMut, PrintLevel, ProgramMut, RingBufferBuilder};
+use libbpf_rs::{
+    libbpf_sys, Link, MapCore, MapFlags, MapMut, PrintLevel, ProgramMut, RingBufferBuilder,
+};
 
 use crate::cli::LessonArgs;
 use crate::command::{exit_code, Command};
@@ -125,11 +129,14 @@ impl Lesson {
     }
 
     /// Say what is attached, then print events until a limit, Ctrl-C, or the command's end.
+    /// `probes` are the entry and exit programs with their links: the summary
+    /// asks the kernel how many of their runs it skipped.
     pub fn watch(
         mut self,
         events: &MapMut<'_>,
         traced_tgids: &MapMut<'_>,
         lost_events: &u64,
+        probes: [(&ProgramMut<'_>, &Link); 2],
     ) -> Result<ExitCode> {
         if let Some(pid) = self.args.pid {
             trace_pid(traced_tgids, pid)?;
@@ -236,8 +243,9 @@ impl Lesson {
             print_trace_lines(pipe.read_lines()?);
         }
         let lost = read_lost(lost_events);
+        let skipped = skipped_by_kernel(self.probe, probes);
         flush(); // the events first, then the summary (on stderr in text mode)
-        self.summarise(seen.get(), lost, &print);
+        self.summarise(seen.get(), lost, skipped, &print);
         flush();
         if let Some(mut child) = child {
             let status = match status {
@@ -285,28 +293,107 @@ impl Lesson {
         }
     }
 
-    fn summarise(&self, seen: u64, lost: u64, print: &impl Fn(String)) {
+    fn summarise(&self, seen: u64, lost: u64, skipped: Option<u64>, print: &impl Fn(String)) {
         if self.args.json {
             print(
                 JsonLine::Summary {
                     unlinks: seen,
                     lost_events: lost,
+                    skipped_by_kernel: skipped,
                 }
                 .to_line(),
             );
             return;
         }
-        let lost_text = format!("{lost} events lost");
-        let lost_text = if lost > 0 {
-            lost_text.red().bold().to_string()
-        } else {
-            lost_text
-        };
         eprintln!(
-            "{} {seen} unlinks seen, {lost_text}",
-            format!("{}:", self.probe.lesson()).green().bold()
+            "{} {}",
+            format!("{}:", self.probe.lesson()).green().bold(),
+            summary_text(seen, lost, skipped, self.probe)
         );
     }
+}
+
+/// `N unlinks seen, M events lost, K skipped by the kernel`; the counts of
+/// missing events in red when they are not 0.
+fn summary_text(seen: u64, lost: u64, skipped: Option<u64>, probe: Probe) -> String {
+    let alarm = |count: u64, text: String| match count {
+        0 => text,
+        _ => text.red().bold().to_string(),
+    };
+    let skipped = match skipped {
+        Some(skipped) => alarm(skipped, format!("{skipped} skipped by the kernel")),
+        None => format!(
+            "skipped by the kernel: unknown (counted since Linux {})",
+            skips_counted_since(probe)
+        ),
+    };
+    format!(
+        "{seen} unlinks seen, {}, {skipped}",
+        alarm(lost, format!("{lost} events lost"))
+    )
+}
+
+/// The first Linux release that counts skipped runs of these probes.
+fn skips_counted_since(probe: Probe) -> &'static str {
+    match probe {
+        Probe::Fentry => "5.12",
+        Probe::Kprobe => "6.7",
+    }
+}
+
+/// Runs of the entry and exit programs the kernel skipped, so events neither
+/// sent nor counted lost; `None` when this kernel does not count them.
+/// fentry/fexit: the program was already running on that CPU (its run was
+/// preempted, or it traced itself): `recursion_misses`, Linux 5.12+.
+/// kprobe/kretprobe: also another BPF program or kprobe running on that CPU,
+/// and a kretprobe out of instances (`maxactive`): the programs'
+/// `recursion_misses` plus the links' `missed`, both counted from Linux 6.7.
+fn skipped_by_kernel(probe: Probe, probes: [(&ProgramMut<'_>, &Link); 2]) -> Option<u64> {
+    probes
+        .iter()
+        .map(|(program, link)| {
+            let misses = recursion_misses(program.as_fd())?;
+            match probe {
+                Probe::Fentry => Some(misses),
+                Probe::Kprobe => Some(misses + kprobe_missed(link.as_fd())?),
+            }
+        })
+        .sum()
+}
+
+/// `bpf_prog_info.recursion_misses`, if this kernel's struct has the field.
+fn recursion_misses(program: BorrowedFd<'_>) -> Option<u64> {
+    let mut info = libbpf_sys::bpf_prog_info::default();
+    let mut len = size_of_val(&info) as u32;
+    // SAFETY: info is a writable bpf_prog_info of len bytes.
+    let ret =
+        unsafe { libbpf_sys::bpf_prog_get_info_by_fd(program.as_raw_fd(), &mut info, &mut len) };
+    // The kernel copies, and reports in len, only as much of the struct as it knows.
+    let known = offset_of!(libbpf_sys::bpf_prog_info, recursion_misses) + size_of::<u64>();
+    (ret == 0 && len as usize >= known).then_some(info.recursion_misses)
+}
+
+/// `bpf_link_info.perf_event.kprobe.missed` (Linux 6.7+): the kprobe's or
+/// kretprobe's own misses. `None` for older kernels, whose struct ends before
+/// the field, and for kprobes attached without a BPF link (before Linux 5.15).
+fn kprobe_missed(link: BorrowedFd<'_>) -> Option<u64> {
+    let mut info = libbpf_sys::bpf_link_info::default();
+    let mut len = size_of_val(&info) as u32;
+    // SAFETY: info is a writable bpf_link_info of len bytes.
+    let ret = unsafe { libbpf_sys::bpf_link_get_info_by_fd(link.as_raw_fd(), &mut info, &mut len) };
+    let known = offset_of!(
+        libbpf_sys::bpf_link_info,
+        __bindgen_anon_1.perf_event.__bindgen_anon_1.kprobe.missed
+    ) + size_of::<u64>();
+    let is_perf_event = info.type_ == libbpf_sys::BPF_LINK_TYPE_PERF_EVENT;
+    // SAFETY: a perf_event link's info fills the union's perf_event member.
+    (ret == 0 && is_perf_event && len as usize >= known).then(|| unsafe {
+        info.__bindgen_anon_1
+            .perf_event
+            .__bindgen_anon_1
+            .kprobe
+            .missed
+    })
 }
 
 fn format_event(event: &Event, clock: &Clock, json: bool) -> String {
@@ -388,5 +475,29 @@ fn keep_libbpf_message(_level: PrintLevel, message: String) {
     }
     if let Ok(mut log) = LIBBPF_LOG.lock() {
         log.push_str(&message);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_summary_says_what_the_kernel_skipped_or_that_it_cannot_say() {
+        colored::control::set_override(false);
+        assert_eq!(
+            summary_text(7, 0, Some(0), Probe::Fentry),
+            "7 unlinks seen, 0 events lost, 0 skipped by the kernel"
+        );
+        assert_eq!(
+            summary_text(7, 2, None, Probe::Kprobe),
+            "7 unlinks seen, 2 events lost, \
+             skipped by the kernel: unknown (counted since Linux 6.7)"
+        );
+        colored::control::set_override(true);
+        let red = summary_text(7, 0, Some(3), Probe::Fentry);
+        colored::control::unset_override();
+        assert!(red.contains(&"3 skipped by the kernel".red().bold().to_string()));
+        assert!(red.contains(", 0 events lost,"), "{red}");
     }
 }

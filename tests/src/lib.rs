@@ -65,8 +65,9 @@ pub fn workload_pids(stdout: &str) -> Vec<u64> {
 
 /// Check a `lesson --json -- sh -c WORKLOAD` run: the attached line, exactly
 /// the workload's unlinks in order with their pids, names and return values,
-/// and a summary with nothing lost.
-pub fn check_json_run(stdout: &str, function: &str, probes: [&str; 2]) {
+/// and a summary with nothing lost and nothing skipped (`null` when the kernel
+/// does not count skipped runs).
+pub fn check_json_run(stdout: &str, function: &str, probes: [&str; 2], counts_skips: bool) {
     let json: Vec<Value> = stdout
         .lines()
         .filter(|line| line.starts_with('{'))
@@ -122,6 +123,12 @@ pub fn check_json_run(stdout: &str, function: &str, probes: [&str; 2]) {
     assert_eq!(summary["type"], "summary", "{stdout}");
     assert_eq!(summary["unlinks"], expected.len() as u64, "{stdout}");
     assert_eq!(summary["lost_events"], 0, "{stdout}");
+    let skipped = if counts_skips {
+        serde_json::json!(0)
+    } else {
+        Value::Null
+    };
+    assert_eq!(summary["skipped_by_kernel"], skipped, "{stdout}");
 }
 
 /// Check a `lesson --printk -- sh -c WORKLOAD` run: the chapter's own messages
@@ -185,6 +192,17 @@ pub fn unlink_function(kernel: &str) -> &'static str {
     }
 }
 
+/// Whether the kernel counts the runs of the lesson's probes it skipped:
+/// `recursion_misses` for fentry/fexit since 5.12, and for kprobes (with the
+/// links' `missed`) since 6.7.
+pub fn counts_skips(kernel: &str, lesson: &str) -> bool {
+    match (kernel, lesson) {
+        ("debian-5.10", _) | ("debian-6.1", "lesson-02") => false,
+        ("debian-5.10" | "debian-6.1" | "debian-6.12" | "debian-7.2", _) => true,
+        _ => panic!("unknown kernel {kernel}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -200,10 +218,10 @@ mod tests {
     #[test]
     fn the_checker_rejects_a_wrong_run() {
         let attached = r#"{"type":"attached","function":"do_unlinkat","probes":["kprobe","kretprobe"],"mode":"ring_buffer"}"#;
-        let summary = r#"{"type":"summary","unlinks":0,"lost_events":0}"#;
+        let summary = r#"{"type":"summary","unlinks":0,"lost_events":0,"skipped_by_kernel":0}"#;
         let run = format!("{attached}\n{summary}\n");
         let result = std::panic::catch_unwind(|| {
-            check_json_run(&run, "do_unlinkat", ["kprobe", "kretprobe"])
+            check_json_run(&run, "do_unlinkat", ["kprobe", "kretprobe"], true)
         });
         assert!(
             result.is_err(),

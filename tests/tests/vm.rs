@@ -2,7 +2,10 @@
 //! of a known workload, in ring buffer and printk mode. A kernel that is not
 //! fetched or a QEMU that is missing fails the test; it never counts as passed.
 
-use tests::{binary, check_json_run, check_printk_run, unlink_function, WORKLOAD, WORKLOAD_EXIT};
+use tests::{
+    binary, check_json_run, check_printk_run, counts_skips, unlink_function, WORKLOAD,
+    WORKLOAD_EXIT,
+};
 use xtask::vm::VmRun;
 
 fn run_lesson(kernel: &str, lesson: &str, mode: &str) -> String {
@@ -43,7 +46,12 @@ macro_rules! matrix_tests {
                 #[ignore = "boots QEMU; run by `cargo xtask test`"]
                 fn ring_buffer_events() {
                     let stdout = run_lesson($kernel, $lesson, "--json");
-                    check_json_run(&stdout, unlink_function($kernel), probes($lesson));
+                    check_json_run(
+                        &stdout,
+                        unlink_function($kernel),
+                        probes($lesson),
+                        counts_skips($kernel, $lesson),
+                    );
                 }
 
                 #[test]
@@ -97,7 +105,8 @@ fn text_output_on_the_default_kernel() {
 }
 
 /// SIGTERM detaches and prints the summary; a tiny ring buffer loses events,
-/// and every unlink is either printed or counted as lost.
+/// and every unlink is either printed or counted as lost (none skipped: one
+/// process unlinks at a time).
 #[test]
 #[ignore = "boots QEMU; run by `cargo xtask test`"]
 fn sigterm_and_lost_events_on_the_default_kernel() {
@@ -137,6 +146,7 @@ cat /tmp/out /tmp/err"#
         summary["lost_events"].as_u64().unwrap(),
     );
     assert_eq!(seen, printed, "{stdout}");
+    assert_eq!(summary["skipped_by_kernel"], 0, "{stdout}");
     assert_eq!(
         seen + lost,
         300,

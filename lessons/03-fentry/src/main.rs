@@ -72,11 +72,11 @@ fn main() -> ExitCode {
 
         // ANCHOR: attach
         let progs = &skel.progs;
-        let _entry = progs
+        let entry = progs
             .unlink_entry
             .attach()
             .map_err(|e| lesson.explain(Stage::Attach, "attaching fentry", e))?;
-        let _exit = progs
+        let exit = progs
             .unlink_exit
             .attach()
             .map_err(|e| lesson.explain(Stage::Attach, "attaching fexit", e))?;
@@ -90,7 +90,13 @@ fn main() -> ExitCode {
             .as_ref()
             .context("the BPF object has no .bss")?
             .lost_events;
-        lesson.watch(&skel.maps.events, &skel.maps.traced_tgids, lost_events)
+        let probes = [(&progs.unlink_entry, &entry), (&progs.unlink_exit, &exit)];
+        lesson.watch(
+            &skel.maps.events,
+            &skel.maps.traced_tgids,
+            lost_events,
+            probes,
+        )
         // ANCHOR_END: watch
     })
 }
