@@ -94,6 +94,7 @@ fn lesson_02_on_this_kernel() {
             &String::from_utf8_lossy(&output.stdout),
             &function,
             ["kprobe", "kretprobe"],
+            None,
         );
     }
 }
@@ -123,6 +124,7 @@ fn lesson_03_on_this_kernel() {
             &String::from_utf8_lossy(&output.stdout),
             &function,
             ["fentry", "fexit"],
+            None,
         );
     }
 }

@@ -50,7 +50,7 @@ macro_rules! matrix_tests {
                         &stdout,
                         unlink_function($kernel),
                         probes($lesson),
-                        counts_skips($kernel, $lesson),
+                        Some(counts_skips($kernel, $lesson)),
                     );
                 }
 
