@@ -1,6 +1,8 @@
 //! errno numbers to their names, including the kernel-internal ones (512..) that
 //! leak to user space through BPF, like 524 ENOTSUPP.
 
+use std::fmt;
+
 /// The symbolic name of `errno` on Linux (`2` -> `ENOENT`), if it has one.
 pub fn name(errno: i32) -> Option<&'static str> {
     let errno = usize::try_from(errno).ok()?;
@@ -11,14 +13,16 @@ pub fn name(errno: i32) -> Option<&'static str> {
     }
 }
 
-/// `"-2 ENOENT"` for a negative return value, `"0"` for success.
-pub fn describe_ret(ret: i32) -> String {
-    match ret {
-        0.. => ret.to_string(),
-        _ => match name(ret.saturating_neg()) {
-            Some(name) => format!("{ret} {name}"),
-            None => ret.to_string(),
-        },
+/// A return value for people: `-2 ENOENT` for a negative one, `0` for success (not padded).
+pub struct Ret(pub i32);
+
+impl fmt::Display for Ret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Only negative values have a name: name() knows no errno 0 or below.
+        match name(self.0.saturating_neg()) {
+            Some(name) => write!(f, "{} {name}", self.0),
+            None => write!(f, "{}", self.0),
+        }
     }
 }
 
@@ -216,11 +220,12 @@ mod tests {
 
     #[test]
     fn describes_return_values() {
-        assert_eq!(describe_ret(0), "0");
-        assert_eq!(describe_ret(-2), "-2 ENOENT");
-        assert_eq!(describe_ret(-21), "-21 EISDIR");
-        assert_eq!(describe_ret(-1000), "-1000");
-        assert_eq!(describe_ret(i32::MIN), i32::MIN.to_string());
+        assert_eq!(Ret(0).to_string(), "0");
+        assert_eq!(Ret(5).to_string(), "5");
+        assert_eq!(Ret(-2).to_string(), "-2 ENOENT");
+        assert_eq!(Ret(-21).to_string(), "-21 EISDIR");
+        assert_eq!(Ret(-1000).to_string(), "-1000");
+        assert_eq!(Ret(i32::MIN).to_string(), i32::MIN.to_string());
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The record the BPF programs send (`common/bpf/unlink_event.h`) and how it is printed.
 
-use std::fmt::Write as _;
+use std::fmt;
+use std::io::{self, Write};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
@@ -103,35 +104,150 @@ fn clock_ns(clock: libc::clockid_t) -> i128 {
     ts.tv_sec as i128 * 1_000_000_000 + ts.tv_nsec as i128
 }
 
-/// `HH:MM:SS.micros` in local time.
-pub fn format_local_time(time: SystemTime) -> String {
-    let since_epoch = time.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = since_epoch.as_secs() as libc::time_t;
+/// Writes events as lines of text (the table under [`TEXT_HEADER`]) or JSON,
+/// straight into the output: no allocation per event, and the wall-clock
+/// second formatted once for all the events in it.
+pub struct EventWriter {
+    clock: Clock,
+    json: bool,
+    /// The second (since the epoch) `second_text` shows: `HH:MM:SS` in local
+    /// time, or `YYYY-MM-DDTHH:MM:SS` in UTC for JSON.
+    second: Option<u64>,
+    second_text: String,
+    /// A column's text before it is padded to its width.
+    column: Vec<u8>,
+}
+
+impl EventWriter {
+    pub fn new(clock: Clock, json: bool) -> EventWriter {
+        EventWriter {
+            clock,
+            json,
+            second: None,
+            second_text: String::new(),
+            column: Vec::new(),
+        }
+    }
+
+    /// One line, newline included.
+    pub fn write(&mut self, out: &mut impl Write, event: &Event) -> io::Result<()> {
+        if self.json {
+            self.write_json(out, event)
+        } else {
+            self.write_text(out, event)
+        }
+    }
+
+    fn write_text(&mut self, out: &mut impl Write, event: &Event) -> io::Result<()> {
+        self.write_time(out, event.start_ns)?;
+        write!(out, " {:<7} {:<7} ", event.pid, event.tid)?;
+        self.column.clear();
+        write_escaped(&mut self.column, &event.comm, false)?;
+        pad(out, &self.column, 16, false)?;
+        out.write_all(b" ")?;
+        self.column.clear();
+        write!(self.column, "{}", errno::Ret(event.ret))?;
+        pad(out, &self.column, 16, false)?;
+        out.write_all(b" ")?;
+        self.column.clear();
+        write!(self.column, "{}", Latency(event.latency_ns))?;
+        pad(out, &self.column, 9, true)?;
+        out.write_all(b" ")?;
+        write_filename(out, &event.filename)?;
+        out.write_all(b"\n")
+    }
+
+    /// The fields and order of serde's `{"type":"unlink",...}`; strings hold
+    /// the escaped text the table shows.
+    fn write_json(&mut self, out: &mut impl Write, event: &Event) -> io::Result<()> {
+        out.write_all(br#"{"type":"unlink","time":""#)?;
+        self.write_time(out, event.start_ns)?;
+        write!(
+            out,
+            r#"","start_ns":{},"pid":{},"tid":{},"comm":""#,
+            event.start_ns, event.pid, event.tid
+        )?;
+        write_escaped(out, &event.comm, true)?;
+        write!(out, r#"","ret":{},"errno":"#, event.ret)?;
+        match errno::name(event.ret.saturating_neg()) {
+            Some(name) => write!(out, "\"{name}\"")?,
+            None => out.write_all(b"null")?,
+        }
+        write!(out, r#","latency_ns":{},"filename":"#, event.latency_ns)?;
+        let truncated = match &event.filename {
+            Filename::Complete(name) | Filename::Truncated(name) => {
+                out.write_all(b"\"")?;
+                write_escaped(out, name, true)?;
+                out.write_all(b"\"")?;
+                matches!(event.filename, Filename::Truncated(_))
+            }
+            Filename::Unreadable => {
+                out.write_all(b"null")?;
+                false
+            }
+        };
+        writeln!(out, r#","filename_truncated":{truncated}}}"#)
+    }
+
+    /// `HH:MM:SS.micros` in local time; RFC 3339 in UTC with microseconds for JSON.
+    fn write_time(&mut self, out: &mut impl Write, monotonic_ns: u64) -> io::Result<()> {
+        let since_epoch = self
+            .clock
+            .wall_time(monotonic_ns)
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let second = since_epoch.as_secs();
+        if self.second != Some(second) {
+            self.second = Some(second);
+            self.second_text = match self.json {
+                true => utc_date_time(second),
+                false => local_time_of_day(second),
+            };
+        }
+        let micros = since_epoch.subsec_micros();
+        match self.json {
+            true => write!(out, "{}.{micros:06}Z", self.second_text),
+            false => write!(out, "{}.{micros:06}", self.second_text),
+        }
+    }
+}
+
+/// `text` in `width` characters, as `{:<width$}` (or `{:>width$}`) would pad it.
+fn pad(out: &mut impl Write, text: &[u8], width: usize, right: bool) -> io::Result<()> {
+    const SPACES: [u8; 16] = [b' '; 16];
+    // Characters: bytes that do not continue a UTF-8 sequence.
+    let chars = text.iter().filter(|&&b| (b as i8) >= -0x40).count();
+    let fill = &SPACES[..width.saturating_sub(chars)];
+    if right {
+        out.write_all(fill)?;
+    }
+    out.write_all(text)?;
+    if !right {
+        out.write_all(fill)?;
+    }
+    Ok(())
+}
+
+/// `HH:MM:SS` in local time.
+fn local_time_of_day(secs_since_epoch: u64) -> String {
+    let secs = secs_since_epoch as libc::time_t;
     // SAFETY: an all-zero tm is valid; localtime_r only writes into it.
     let mut tm: libc::tm = unsafe { std::mem::zeroed() };
     // SAFETY: both pointers are valid for the call.
     unsafe { libc::localtime_r(&secs, &mut tm) };
-    format!(
-        "{:02}:{:02}:{:02}.{:06}",
-        tm.tm_hour,
-        tm.tm_min,
-        tm.tm_sec,
-        since_epoch.subsec_micros()
-    )
+    format!("{:02}:{:02}:{:02}", tm.tm_hour, tm.tm_min, tm.tm_sec)
 }
 
-/// RFC 3339 in UTC with microseconds, for JSON.
-pub fn format_rfc3339(time: SystemTime) -> String {
-    let since_epoch = time.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = since_epoch.as_secs() as i64;
+/// `YYYY-MM-DDTHH:MM:SS` in UTC.
+fn utc_date_time(secs_since_epoch: u64) -> String {
+    let secs = secs_since_epoch as i64;
     let (days, secs_of_day) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     let (year, month, day) = civil_from_days(days);
     format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:06}Z",
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}",
         secs_of_day / 3600,
         secs_of_day % 3600 / 60,
         secs_of_day % 60,
-        since_epoch.subsec_micros()
     )
 }
 
@@ -148,79 +264,104 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     (yoe + era * 400 + i64::from(month <= 2), month, day)
 }
 
-/// A latency for people: `850ns`, `12.3µs`, `4.56ms`, `1.20s`.
-pub fn format_latency(ns: u64) -> String {
-    match ns {
-        0..=999 => format!("{ns}ns"),
-        1_000..=999_999 => format!("{:.1}µs", ns as f64 / 1e3),
-        1_000_000..=999_999_999 => format!("{:.2}ms", ns as f64 / 1e6),
-        _ => format!("{:.2}s", ns as f64 / 1e9),
+/// A latency for people: `850ns`, `12.3µs`, `4.56ms`, `1.20s` (not padded).
+pub struct Latency(pub u64);
+
+impl fmt::Display for Latency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            ns @ 0..=999 => write!(f, "{ns}ns"),
+            ns @ 1_000..=999_999 => write!(f, "{:.1}µs", ns as f64 / 1e3),
+            ns @ 1_000_000..=999_999_999 => write!(f, "{:.2}ms", ns as f64 / 1e6),
+            ns => write!(f, "{:.2}s", ns as f64 / 1e9),
+        }
     }
 }
 
+/// Shown as an escape rather than as itself.
+fn needs_escape(c: char) -> bool {
+    matches!(c, '\\' | '"') || c.is_control()
+}
+
+/// An ASCII byte shown as itself.
+fn is_plain_ascii(b: u8) -> bool {
+    (b' '..=b'~').contains(&b) && b != b'\\' && b != b'"'
+}
+
 /// Bytes from the kernel shown without ambiguity: printable UTF-8 stays as it
-/// is; `\\`, `"`, control characters and invalid bytes become escapes.
-pub fn escape_bytes(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len());
+/// is; `\\`, `"`, control characters and invalid bytes become escapes. `json`:
+/// as the content of a JSON string, which escapes those escapes again.
+fn write_escaped(out: &mut impl Write, bytes: &[u8], json: bool) -> io::Result<()> {
+    if bytes.iter().all(|&b| is_plain_ascii(b)) {
+        return out.write_all(bytes); // the usual name, without decoding it
+    }
+    let backslash: &[u8] = if json { b"\\\\" } else { b"\\" };
     for chunk in bytes.utf8_chunks() {
-        for c in chunk.valid().chars() {
+        let valid = chunk.valid();
+        let mut plain_from = 0;
+        for (at, c) in valid.char_indices().filter(|&(_, c)| needs_escape(c)) {
+            out.write_all(&valid.as_bytes()[plain_from..at])?;
+            plain_from = at + c.len_utf8();
+            out.write_all(backslash)?;
             match c {
-                '\\' => out.push_str("\\\\"),
-                '"' => out.push_str("\\\""),
-                '\n' => out.push_str("\\n"),
-                '\t' => out.push_str("\\t"),
-                '\r' => out.push_str("\\r"),
-                c if c.is_control() => write!(out, "\\u{{{:x}}}", c as u32).unwrap(),
-                c => out.push(c),
+                '\\' => out.write_all(backslash)?,
+                '"' if json => out.write_all(b"\\\"")?,
+                '"' => out.write_all(b"\"")?,
+                '\n' => out.write_all(b"n")?,
+                '\t' => out.write_all(b"t")?,
+                '\r' => out.write_all(b"r")?,
+                c => write!(out, "u{{{:x}}}", c as u32)?,
             }
         }
+        out.write_all(&valid.as_bytes()[plain_from..])?;
         for b in chunk.invalid() {
-            write!(out, "\\x{b:02x}").unwrap();
+            out.write_all(backslash)?;
+            write!(out, "x{b:02x}")?;
         }
     }
-    out
+    Ok(())
 }
 
 /// The FILENAME column: bare when that is unambiguous, otherwise quoted and
 /// escaped; a cut name ends in `...` outside the quotes.
-pub fn display_filename(filename: &Filename) -> String {
+fn write_filename(out: &mut impl Write, filename: &Filename) -> io::Result<()> {
     match filename {
-        Filename::Complete(name) => {
-            let escaped = escape_bytes(name);
-            let plain = !escaped.is_empty()
-                && escaped.len() == name.len()
-                && !escaped.contains([' ', '"', '\\'])
-                && !escaped.starts_with('<');
-            if plain {
-                escaped
-            } else {
-                format!("\"{escaped}\"")
+        Filename::Complete(name) if is_plain(name) => out.write_all(name),
+        Filename::Complete(name) | Filename::Truncated(name) => {
+            out.write_all(b"\"")?;
+            write_escaped(out, name, false)?;
+            out.write_all(b"\"")?;
+            match filename {
+                Filename::Truncated(_) => out.write_all(b"..."),
+                _ => Ok(()),
             }
         }
-        Filename::Truncated(name) => format!("\"{}\"...", escape_bytes(name)),
-        Filename::Unreadable => "<unreadable>".to_string(),
+        Filename::Unreadable => out.write_all(b"<unreadable>"),
     }
 }
 
-/// The text table's header, matching [`format_text`].
+/// A name that reads the same bare: printable UTF-8, no space, quote or
+/// backslash, and not `<unreadable>`'s opening `<`.
+fn is_plain(name: &[u8]) -> bool {
+    if name.iter().all(|&b| is_plain_ascii(b)) {
+        return !name.is_empty() && name[0] != b'<' && !name.contains(&b' ');
+    }
+    match std::str::from_utf8(name) {
+        Ok(name) => {
+            !name.is_empty()
+                && !name.starts_with('<')
+                && !name.chars().any(|c| c == ' ' || needs_escape(c))
+        }
+        Err(_) => false,
+    }
+}
+
+/// The text table's header, matching [`EventWriter`]'s lines.
 pub const TEXT_HEADER: &str =
     "TIME            PID     TID     COMM             RET              LATENCY   FILENAME";
 
-/// One line of the text table.
-pub fn format_text(event: &Event, clock: &Clock) -> String {
-    format!(
-        "{} {:<7} {:<7} {:<16} {:<16} {:>9} {}",
-        format_local_time(clock.wall_time(event.start_ns)),
-        event.pid,
-        event.tid,
-        escape_bytes(&event.comm),
-        errno::describe_ret(event.ret),
-        format_latency(event.latency_ns),
-        display_filename(&event.filename),
-    )
-}
-
-/// `--json`: one object per line; the schema is documented in the README.
+/// `--json`'s lines other than events (those are [`EventWriter`]'s); the
+/// schema is documented in the README.
 #[derive(Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum JsonLine<'a> {
@@ -229,18 +370,6 @@ pub enum JsonLine<'a> {
         function: &'a str,
         probes: [&'a str; 2],
         mode: &'a str,
-    },
-    Unlink {
-        time: String,
-        start_ns: u64,
-        pid: u32,
-        tid: u32,
-        comm: String,
-        ret: i32,
-        errno: Option<&'static str>,
-        latency_ns: u64,
-        filename: Option<String>,
-        filename_truncated: bool,
     },
     /// `--printk`: a line from trace_pipe, as the kernel wrote it.
     Printk { line: &'a str },
@@ -253,26 +382,6 @@ pub enum JsonLine<'a> {
 }
 
 impl JsonLine<'_> {
-    pub fn unlink(event: &Event, clock: &Clock) -> JsonLine<'static> {
-        let (filename, filename_truncated) = match &event.filename {
-            Filename::Complete(name) => (Some(escape_bytes(name)), false),
-            Filename::Truncated(name) => (Some(escape_bytes(name)), true),
-            Filename::Unreadable => (None, false),
-        };
-        JsonLine::Unlink {
-            time: format_rfc3339(clock.wall_time(event.start_ns)),
-            start_ns: event.start_ns,
-            pid: event.pid,
-            tid: event.tid,
-            comm: escape_bytes(&event.comm),
-            ret: event.ret,
-            errno: errno::name(event.ret.saturating_neg()),
-            latency_ns: event.latency_ns,
-            filename,
-            filename_truncated,
-        }
-    }
-
     pub fn to_line(&self) -> String {
         serde_json::to_string(self).expect("JSON lines have no maps with non-string keys")
     }
@@ -321,9 +430,24 @@ mod tests {
         assert_eq!(Event::parse(&[0u8; RAW_EVENT_SIZE + 1]), None);
     }
 
+    /// What `write` puts out, as text.
+    fn written(write: impl FnOnce(&mut Vec<u8>) -> io::Result<()>) -> String {
+        let mut out = Vec::new();
+        write(&mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    fn line(event: &Event, json: bool) -> String {
+        let clock = Clock {
+            realtime_minus_monotonic_ns: 0,
+        };
+        written(|out| EventWriter::new(clock, json).write(out, event))
+    }
+
     #[test]
     fn filenames_print_unambiguously() {
-        let show = |name: &[u8]| display_filename(&Filename::Complete(name.to_vec()));
+        let show =
+            |name: &[u8]| written(|out| write_filename(out, &Filename::Complete(name.to_vec())));
         assert_eq!(show(b"test1"), "test1");
         assert_eq!(show("日本語.txt".as_bytes()), "日本語.txt");
         assert_eq!(show(b"with space"), "\"with space\"");
@@ -331,45 +455,73 @@ mod tests {
         assert_eq!(show(b"bad\xffbyte"), "\"bad\\xffbyte\"");
         assert_eq!(show(b"back\\slash"), "\"back\\\\slash\"");
         assert_eq!(show(b"say \"hi\""), "\"say \\\"hi\\\"\"");
+        assert_eq!(show(b"del\x7f"), "\"del\\u{7f}\"");
         assert_eq!(show(b""), "\"\"");
         assert_eq!(show(b"<unreadable>"), "\"<unreadable>\"");
         assert_eq!(
-            display_filename(&Filename::Truncated(b"abc".to_vec())),
+            written(|out| write_filename(out, &Filename::Truncated(b"abc".to_vec()))),
             "\"abc\"..."
         );
-        assert_eq!(display_filename(&Filename::Unreadable), "<unreadable>");
+        assert_eq!(
+            written(|out| write_filename(out, &Filename::Unreadable)),
+            "<unreadable>"
+        );
     }
 
     #[test]
     fn formats_times_and_latencies() {
-        assert_eq!(format_rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00.000000Z");
-        let t = UNIX_EPOCH + Duration::from_micros(1_795_305_600_123_456);
-        assert_eq!(format_rfc3339(t), "2026-11-22T00:00:00.123456Z");
-        let leap = UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
-        assert_eq!(format_rfc3339(leap), "2000-02-29T00:00:00.000000Z");
-        assert_eq!(format_latency(850), "850ns");
-        assert_eq!(format_latency(12_345), "12.3µs");
-        assert_eq!(format_latency(4_560_000), "4.56ms");
-        assert_eq!(format_latency(1_200_000_000), "1.20s");
+        assert_eq!(utc_date_time(0), "1970-01-01T00:00:00");
+        assert_eq!(utc_date_time(1_795_305_600), "2026-11-22T00:00:00");
+        assert_eq!(utc_date_time(951_782_400), "2000-02-29T00:00:00");
+        assert_eq!(Latency(850).to_string(), "850ns");
+        assert_eq!(Latency(12_345).to_string(), "12.3µs");
+        assert_eq!(Latency(4_560_000).to_string(), "4.56ms");
+        assert_eq!(Latency(1_200_000_000).to_string(), "1.20s");
+    }
+
+    #[test]
+    fn text_lines_are_padded_columns() {
+        let mut raw = raw_event(-2, 0, b"missing");
+        raw[40..43].copy_from_slice("é\"".as_bytes());
+        let event = Event::parse(&raw).unwrap();
+        let text = line(&event, false);
+        let time = text.split(' ').next().unwrap();
+        assert_eq!(time.len(), "HH:MM:SS.000000".len());
+        assert!(time.ends_with(".000000"), "{text}");
+        assert_eq!(
+            &text[time.len()..],
+            " 42      43      é\\\"              -2 ENOENT           12.3µs missing\n"
+        );
     }
 
     #[test]
     fn json_lines_carry_errno_and_escapes() {
-        let event = Event::parse(&raw_event(-2, 0, b"a\xffb")).unwrap();
-        let line = JsonLine::unlink(
-            &event,
-            &Clock {
-                realtime_minus_monotonic_ns: 0,
-            },
-        )
-        .to_line();
-        let value: serde_json::Value = serde_json::from_str(&line).unwrap();
-        assert_eq!(value["type"], "unlink");
-        assert_eq!(value["ret"], -2);
-        assert_eq!(value["errno"], "ENOENT");
-        assert_eq!(value["filename"], "a\\xffb");
-        assert_eq!(value["filename_truncated"], false);
-        assert_eq!(value["time"], "1970-01-01T00:00:05.000000Z");
+        let mut raw = raw_event(-2, 0, b"a\xffb\"");
+        raw[40..43].copy_from_slice(b"r\\m");
+        let json = line(&Event::parse(&raw).unwrap(), true);
+        assert_eq!(
+            json,
+            r#"{"type":"unlink","time":"1970-01-01T00:00:05.000000Z","start_ns":5000000000,"pid":42,"tid":43,"comm":"r\\\\m","ret":-2,"errno":"ENOENT","latency_ns":12345,"filename":"a\\xffb\\\"","filename_truncated":false}"#.to_string() + "\n"
+        );
+        let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(value["comm"], "r\\\\m");
+        assert_eq!(value["filename"], "a\\xffb\\\"");
+        let cut = line(
+            &Event::parse(&raw_event(0, NAME_TRUNCATED, b"abc")).unwrap(),
+            true,
+        );
+        assert!(
+            cut.ends_with("\"errno\":null,\"latency_ns\":12345,\"filename\":\"abc\",\"filename_truncated\":true}\n"),
+            "{cut}"
+        );
+        let gone = line(
+            &Event::parse(&raw_event(0, NAME_UNREADABLE, b"")).unwrap(),
+            true,
+        );
+        assert!(
+            gone.ends_with("\"filename\":null,\"filename_truncated\":false}\n"),
+            "{gone}"
+        );
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! explanations, the `-- COMMAND` child, the poll loop and the summary.
 
 use std::cell::{Cell, RefCell};
-use std::io::{BufWriter, Write};
+use std::io::{self, BufWriter, Stdout, Write};
 use std::mem::offset_of;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::path::Path;
@@ -19,8 +19,9 @@ use libbpf_rs::{
 
 use crate::cli::LessonArgs;
 use crate::command::{exit_code, Command};
-use crate::events::{self, Clock, Event, JsonLine};
+use crate::events::{self, Clock, Event, EventWriter, JsonLine};
 use crate::failures::{self, Facts, Observed, Probe, Stage};
+use crate::kernel_btf::KernelBtfCopy;
 use crate::printk::{self, TracePipe};
 use crate::target::{self, Target};
 
@@ -32,6 +33,8 @@ pub struct Lesson {
     probe: Probe,
     target: Target,
     trace_pipe: Option<TracePipe>,
+    /// Held from start to attached: see kernel_btf.rs.
+    btf_copy: Option<KernelBtfCopy>,
 }
 
 impl Lesson {
@@ -40,6 +43,15 @@ impl Lesson {
         args.color.apply();
         capture_libbpf_log(args.verbose);
         install_stop_handlers();
+        let btf_copy = match KernelBtfCopy::install() {
+            Ok(copy) => Some(copy),
+            Err(why) => {
+                if args.verbose {
+                    eprintln!("kernel BTF: reading /sys/kernel/btf/vmlinux directly ({why})");
+                }
+                None
+            }
+        };
         let root = Path::new("/");
         let target = target::resolve(args.function.as_deref(), root)?;
         // Open trace_pipe before loading anything, so a missing tracefs fails fast.
@@ -53,6 +65,7 @@ impl Lesson {
             probe,
             target,
             trace_pipe,
+            btf_copy,
         })
     }
 
@@ -138,6 +151,7 @@ impl Lesson {
         lost_events: &u64,
         probes: [(&ProgramMut<'_>, &Link); 2],
     ) -> Result<ExitCode> {
+        drop(self.btf_copy.take()); // loaded: back to the real /sys before anything runs
         if let Some(pid) = self.args.pid {
             trace_pid(traced_tgids, pid)?;
         }
@@ -157,15 +171,15 @@ impl Lesson {
 
         let seen = Cell::new(0u64);
         let output_closed = Cell::new(false);
-        let clock = Clock::now();
         let limit = self.args.count.unwrap_or(u64::MAX);
         // Buffered, flushed once per poll: a write(2) per event would cap the event rate.
         let stdout = RefCell::new(BufWriter::with_capacity(64 * 1024, std::io::stdout()));
-        let print = |line: String| {
-            if !output_closed.get() && writeln!(stdout.borrow_mut(), "{line}").is_err() {
+        let write_out = |write: &mut dyn FnMut(&mut BufWriter<Stdout>) -> io::Result<()>| {
+            if !output_closed.get() && write(&mut stdout.borrow_mut()).is_err() {
                 output_closed.set(true); // e.g. `| head`: stop quietly
             }
         };
+        let print = |line: String| write_out(&mut |out| writeln!(out, "{line}"));
         let flush = || {
             if stdout.borrow_mut().flush().is_err() {
                 output_closed.set(true);
@@ -176,11 +190,13 @@ impl Lesson {
             .duration
             .map(|secs| Instant::now() + Duration::from_secs_f64(secs));
         let json = self.args.json;
+        // Each event goes straight into the buffer: this is the per-event cost in user space.
+        let mut writer = EventWriter::new(Clock::now(), json);
         let mut on_event = |data: &[u8]| {
             if seen.get() < limit {
                 if let Some(event) = Event::parse(data) {
                     seen.set(seen.get() + 1);
-                    print(format_event(&event, &clock, json));
+                    write_out(&mut |out| writer.write(out, &event));
                 }
             }
             0
@@ -394,14 +410,6 @@ fn kprobe_missed(link: BorrowedFd<'_>) -> Option<u64> {
             .kprobe
             .missed
     })
-}
-
-fn format_event(event: &Event, clock: &Clock, json: bool) -> String {
-    if json {
-        JsonLine::unlink(event, clock).to_line()
-    } else {
-        events::format_text(event, clock)
-    }
 }
 
 fn trace_pid(traced_tgids: &MapMut<'_>, pid: u32) -> Result<()> {

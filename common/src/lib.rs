@@ -6,6 +6,7 @@ pub mod command;
 pub mod errno;
 pub mod events;
 pub mod failures;
+pub mod kernel_btf;
 pub mod lesson;
 pub mod printk;
 pub mod target;

@@ -5,8 +5,6 @@ use std::fmt;
 use std::path::Path;
 
 use anyhow::{bail, Result};
-use libbpf_rs::btf::types::Func;
-use libbpf_rs::btf::Btf;
 
 // ANCHOR: functions
 /// Newest name last; both take `(int dfd, struct filename *name)` and return int
@@ -70,11 +68,65 @@ pub fn resolve(requested: Option<&str>, root: &Path) -> Result<Target> {
 
 /// The unlink function named in the kernel's BTF, if the kernel has BTF.
 pub fn find_in_btf(root: &Path) -> Option<String> {
-    let btf = Btf::from_path(root.join("sys/kernel/btf/vmlinux")).ok()?;
+    let btf = std::fs::read(root.join("sys/kernel/btf/vmlinux")).ok()?;
     UNLINK_FUNCTIONS
         .iter()
-        .find(|name| btf.type_by_name::<Func<'_>>(name).is_some())
+        .find(|name| btf_has_function(&btf, name))
         .map(|name| name.to_string())
+}
+
+/// Whether raw BTF holds a function (BTF_KIND_FUNC) called `name`. A walk
+/// over the type records, not a full parse: libbpf parses the same 5 MB again
+/// at load, and one parse is a noticeable part of start-up under emulation.
+fn btf_has_function(btf: &[u8], name: &str) -> bool {
+    const BTF_MAGIC: u16 = 0xeb9f;
+    const KIND_FUNC: u32 = 12;
+    let u32_at = |at: usize| -> Option<u32> {
+        Some(u32::from_ne_bytes(btf.get(at..at + 4)?.try_into().ok()?))
+    };
+    let Some((types, strings)) = (|| {
+        if u16::from_ne_bytes(btf.get(0..2)?.try_into().ok()?) != BTF_MAGIC {
+            return None;
+        }
+        let header_len = u32_at(4)? as usize;
+        let (type_off, type_len) = (u32_at(8)? as usize, u32_at(12)? as usize);
+        let (str_off, str_len) = (u32_at(16)? as usize, u32_at(20)? as usize);
+        let types = header_len + type_off..header_len + type_off + type_len;
+        let strings = btf.get(header_len + str_off..header_len + str_off + str_len)?;
+        Some((types, strings))
+    })() else {
+        return false;
+    };
+    // Strings are deduplicated: the name is at one offset, or nowhere.
+    let mut offset = 0;
+    let Some(name_off) = strings.split(|&byte| byte == 0).find_map(|string| {
+        let this = offset as u32;
+        offset += string.len() + 1;
+        (string == name.as_bytes()).then_some(this)
+    }) else {
+        return false;
+    };
+    let mut at = types.start;
+    while at + 12 <= types.end {
+        let (Some(type_name), Some(info)) = (u32_at(at), u32_at(at + 4)) else {
+            return false;
+        };
+        let (kind, vlen) = ((info >> 24) & 0x1f, (info & 0xffff) as usize);
+        if kind == KIND_FUNC && type_name == name_off {
+            return true;
+        }
+        // Each kind's fixed-size data after the 12-byte common part.
+        at += 12
+            + match kind {
+                1 | 14 | 17 => 4,             // INT, VAR, DECL_TAG
+                3 => 12,                      // ARRAY
+                4 | 5 | 15 | 19 => 12 * vlen, // STRUCT, UNION, DATASEC, ENUM64
+                6 | 13 => 8 * vlen,           // ENUM, FUNC_PROTO
+                2 | 7..=12 | 16 | 18 => 0,    // PTR, FWD, modifiers, FUNC, FLOAT, TYPE_TAG
+                _ => return false,            // a kind newer than this code
+            };
+    }
+    false
 }
 
 /// The unlink function in /proc/kallsyms, with any compiler suffix such as `.isra.0`.
@@ -132,6 +184,77 @@ mod tests {
         let neither = "ffffffff81300000 T do_unlinkat_extra\n0000 D do_unlinkat\n";
         assert_eq!(kallsyms_unlink_function(neither), None);
         assert_eq!(kallsyms_unlink_function(""), None);
+    }
+
+    #[test]
+    fn btf_walk_agrees_with_libbpf_on_this_kernel() {
+        use libbpf_rs::btf::{types::Func, Btf};
+        let path = Path::new("/sys/kernel/btf/vmlinux");
+        // Fails rather than skips without BTF: nothing else checks the walk on real data.
+        let raw = std::fs::read(path)
+            .expect("this test needs the kernel's BTF at /sys/kernel/btf/vmlinux");
+        let parsed = Btf::from_path(path).expect("libbpf parses the kernel's BTF");
+        for name in [
+            "do_unlinkat",
+            "filename_unlinkat",
+            "vfs_unlink",
+            "task_struct",
+            "no_such_fn",
+        ] {
+            assert_eq!(
+                btf_has_function(&raw, name),
+                parsed.type_by_name::<Func<'_>>(name).is_some(),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn btf_walk_finds_only_functions_and_rejects_garbage() {
+        // Header, then types: INT "int", FUNC_PROTO (1 param), FUNC "do_unlinkat", STRUCT "filename_unlinkat".
+        let strings = b"\0int\0do_unlinkat\0filename_unlinkat\0";
+        let mut types = Vec::new();
+        for word in [
+            1u32,
+            1 << 24,
+            4,
+            0x20,
+            0,
+            13 << 24 | 1,
+            1,
+            0,
+            1,
+            5,
+            12 << 24,
+            2,
+            17,
+            4 << 24,
+            0,
+        ] {
+            types.extend_from_slice(&word.to_ne_bytes());
+        }
+        let mut btf = Vec::new();
+        btf.extend_from_slice(&0xeb9fu16.to_ne_bytes());
+        btf.extend_from_slice(&[1, 0]);
+        for word in [
+            24u32,
+            0,
+            types.len() as u32,
+            types.len() as u32,
+            strings.len() as u32,
+        ] {
+            btf.extend_from_slice(&word.to_ne_bytes());
+        }
+        btf.extend_from_slice(&types);
+        btf.extend_from_slice(strings);
+        assert!(btf_has_function(&btf, "do_unlinkat"));
+        assert!(
+            !btf_has_function(&btf, "filename_unlinkat"),
+            "a struct, not a function"
+        );
+        assert!(!btf_has_function(&btf, "int"));
+        assert!(!btf_has_function(&btf[..30], "do_unlinkat"), "cut short");
+        assert!(!btf_has_function(b"not btf at all", "do_unlinkat"));
     }
 
     #[test]
