@@ -402,8 +402,11 @@ fn kprobe_missed(link: BorrowedFd<'_>) -> Option<u64> {
         __bindgen_anon_1.perf_event.__bindgen_anon_1.kprobe.missed
     ) + size_of::<u64>();
     let is_perf_event = info.type_ == libbpf_sys::BPF_LINK_TYPE_PERF_EVENT;
+    if ret != 0 || !is_perf_event || (len as usize) < known {
+        return None;
+    }
     // SAFETY: a perf_event link's info fills the union's perf_event member.
-    (ret == 0 && is_perf_event && len as usize >= known).then(|| unsafe {
+    Some(unsafe {
         info.__bindgen_anon_1
             .perf_event
             .__bindgen_anon_1
