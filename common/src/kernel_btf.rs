@@ -10,7 +10,8 @@
 //! /sys/kernel/btf holds a copy. Nothing changes outside this process, and it
 //! goes back to the original namespace before anything else runs.
 
-use std::fs::{self, File};
+use std::fs::File;
+use std::io::Read;
 use std::mem;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
@@ -50,10 +51,8 @@ impl KernelBtfCopy {
             original_root,
             original_cwd,
         };
-        // Read before the tmpfs hides the real file.
-        let blob = vmlinux_btf_in_one_call()
-            .or_else(|| fs::read(VMLINUX).ok())
-            .ok_or("no kernel BTF to copy")?;
+        // Find the source before the tmpfs hides the real file.
+        let source = BtfSource::find().ok_or("no kernel BTF to copy")?;
         // Private first, so the tmpfs cannot propagate back to the real /sys.
         mount(None, "/", None, libc::MS_REC | libc::MS_PRIVATE)?;
         mount(
@@ -62,7 +61,20 @@ impl KernelBtfCopy {
             Some("tmpfs"),
             libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
         )?;
-        fs::write(VMLINUX, &blob).map_err(|e| format!("writing the copy: {e}"))?;
+        // The kernel (or read(2)) writes straight into the tmpfs pages: one copy.
+        let file = File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(VMLINUX)
+            .and_then(|file| file.set_len(source.size as u64).map(|()| file))
+            .map_err(|e| format!("creating the copy: {e}"))?;
+        let mut map =
+            Mapping::new(&file, source.size, true).map_err(|e| format!("mapping the copy: {e}"))?;
+        source
+            .copy_into(map.bytes_mut())
+            .map_err(|e| format!("copying the kernel's BTF: {e}"))?;
         Ok(copy)
     }
 }
@@ -110,12 +122,55 @@ fn mount(
     }
 }
 
-/// The vmlinux BTF object's bytes through bpf(2), in one copy. None on kernels
-/// before 5.11 (vmlinux BTF has no id there) and without CAP_SYS_ADMIN.
-fn vmlinux_btf_in_one_call() -> Option<Vec<u8>> {
+/// Where the copy comes from: the vmlinux BTF object through bpf(2), one copy
+/// in one call; or, on kernels before 5.11 (vmlinux BTF has no id there), the
+/// sysfs file, 4 KiB per read. `size` is the BTF's length in bytes.
+struct BtfSource {
+    object: Option<OwnedFd>,
+    file: Option<File>,
+    size: usize,
+}
+
+impl BtfSource {
+    fn find() -> Option<BtfSource> {
+        if let Some((object, size)) = vmlinux_btf_object() {
+            return Some(BtfSource {
+                object: Some(object),
+                file: None,
+                size,
+            });
+        }
+        let file = File::open(VMLINUX).ok()?;
+        let size = file.metadata().ok()?.len() as usize;
+        Some(BtfSource {
+            object: None,
+            file: Some(file),
+            size,
+        })
+    }
+
+    fn copy_into(&self, buffer: &mut [u8]) -> std::io::Result<()> {
+        if let Some(object) = &self.object {
+            // SAFETY: info points at `buffer`, with its true length.
+            let mut info: bpf_btf_info = unsafe { mem::zeroed() };
+            info.btf = buffer.as_mut_ptr() as u64;
+            info.btf_size = buffer.len() as u32;
+            let mut len = mem::size_of::<bpf_btf_info>() as u32;
+            if unsafe { bpf_btf_get_info_by_fd(object.as_raw_fd(), &mut info, &mut len) } != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            return Ok(());
+        }
+        let mut file = self.file.as_ref().expect("a source is an object or a file");
+        file.read_exact(buffer)
+    }
+}
+
+/// The vmlinux BTF object and its size. None before 5.11 and without CAP_SYS_ADMIN.
+fn vmlinux_btf_object() -> Option<(OwnedFd, usize)> {
     let mut id = 0;
-    // SAFETY: the bpf_btf_info structs point at buffers that outlive each call,
-    // with their true lengths.
+    // SAFETY: each bpf_btf_info points at a buffer that outlives the call, with
+    // its true length.
     unsafe {
         while bpf_btf_get_next_id(id, &mut id) == 0 {
             let fd = bpf_btf_get_fd_by_id(id);
@@ -131,19 +186,59 @@ fn vmlinux_btf_in_one_call() -> Option<Vec<u8>> {
             if bpf_btf_get_info_by_fd(fd.as_raw_fd(), &mut info, &mut len) != 0 {
                 return None;
             }
-            if info.kernel_btf == 0 || !name.starts_with(b"vmlinux\0") {
-                continue;
+            if info.kernel_btf != 0 && name.starts_with(b"vmlinux\0") {
+                return Some((fd, info.btf_size as usize));
             }
-            let mut blob = vec![0u8; info.btf_size as usize];
-            let mut info: bpf_btf_info = mem::zeroed();
-            info.btf = blob.as_mut_ptr() as u64;
-            info.btf_size = blob.len() as u32;
-            let mut len = mem::size_of::<bpf_btf_info>() as u32;
-            if bpf_btf_get_info_by_fd(fd.as_raw_fd(), &mut info, &mut len) != 0 {
-                return None;
-            }
-            return Some(blob);
         }
     }
     None
+}
+
+/// A file mapped into memory: what the lessons read BTF through, so the bytes
+/// are not copied again (tmpfs allows it; sysfs only since Linux 6.16).
+pub struct Mapping {
+    address: *mut libc::c_void,
+    len: usize,
+}
+
+impl Mapping {
+    pub fn new(file: &File, len: usize, writable: bool) -> std::io::Result<Mapping> {
+        // Written through to the file, or only read (sysfs maps only so).
+        let (protection, flags) = match writable {
+            true => (libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED),
+            false => (libc::PROT_READ, libc::MAP_PRIVATE),
+        };
+        // SAFETY: a fresh mapping of an open file; unmapped on drop.
+        let address = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                protection,
+                flags,
+                file.as_raw_fd(),
+                0,
+            )
+        };
+        if address == libc::MAP_FAILED {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(Mapping { address, len })
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        // SAFETY: `len` mapped bytes, alive as long as self.
+        unsafe { std::slice::from_raw_parts(self.address as *const u8, self.len) }
+    }
+
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as bytes(), mapped writable by `new(.., true)`.
+        unsafe { std::slice::from_raw_parts_mut(self.address as *mut u8, self.len) }
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in new().
+        unsafe { libc::munmap(self.address, self.len) };
+    }
 }

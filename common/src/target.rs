@@ -2,9 +2,12 @@
 //! `filename_unlinkat` since Linux 7.0 renamed it, or what `--function` says.
 
 use std::fmt;
+use std::fs::File;
 use std::path::Path;
 
 use anyhow::{bail, Result};
+
+use crate::kernel_btf::Mapping;
 
 // ANCHOR: functions
 /// Newest name last; both take `(int dfd, struct filename *name)` and return int
@@ -68,10 +71,19 @@ pub fn resolve(requested: Option<&str>, root: &Path) -> Result<Target> {
 
 /// The unlink function named in the kernel's BTF, if the kernel has BTF.
 pub fn find_in_btf(root: &Path) -> Option<String> {
-    let btf = std::fs::read(root.join("sys/kernel/btf/vmlinux")).ok()?;
+    let path = root.join("sys/kernel/btf/vmlinux");
+    let file = File::open(&path).ok()?;
+    let len = file.metadata().ok()?.len() as usize;
+    // Mapped where the file allows it (the lesson's tmpfs copy): no 5 MB copy.
+    let mapped = Mapping::new(&file, len, false).ok();
+    let read = match mapped {
+        Some(_) => Vec::new(),
+        None => std::fs::read(&path).ok()?,
+    };
+    let btf = mapped.as_ref().map_or(&read[..], Mapping::bytes);
     UNLINK_FUNCTIONS
         .iter()
-        .find(|name| btf_has_function(&btf, name))
+        .find(|name| btf_has_function(btf, name))
         .map(|name| name.to_string())
 }
 
