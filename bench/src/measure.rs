@@ -466,7 +466,7 @@ fn caught_up(run: &mut Running, made: u64) -> Result<bool> {
 }
 
 /// The lessons' `--ring-buffer-kib` default.
-const DEFAULT_RING_BUFFER_KIB: u32 = 256;
+const DEFAULT_RING_BUFFER_KIB: u32 = 2048;
 
 fn unlink_every_millisecond(dir: &Path, stop: &AtomicBool) -> Result<()> {
     let path = dir.join("trigger");

@@ -13,7 +13,7 @@
 /* One record per finished unlink, read by user space (unlink-common's events.rs). */
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 256 * 1024); /* user space may resize it before load */
+	__uint(max_entries, 2048 * 1024); /* user space may resize it before load */
 } events SEC(".maps");
 // ANCHOR_END: ring_buffer
 

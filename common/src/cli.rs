@@ -45,7 +45,7 @@ pub struct LessonArgs {
     pub verbose: bool,
 
     /// Ring buffer size in KiB (a power of two)
-    #[arg(long, value_name = "KIB", default_value_t = 256, value_parser = parse_ring_buffer_kib)]
+    #[arg(long, value_name = "KIB", default_value_t = 2048, value_parser = parse_ring_buffer_kib)]
     pub ring_buffer_kib: u32,
 
     /// Run COMMAND and show only its unlinks (and its children's); exit with its status
