@@ -32,8 +32,11 @@ pub struct KernelBtfCopy {
 
 impl KernelBtfCopy {
     /// Set up the copy, or say in one line why not: the lesson then reads
-    /// sysfs as before, only slower. Needs root, like the lesson itself.
+    /// sysfs as before. Needs root, like the lesson itself.
     pub fn install() -> Result<KernelBtfCopy, String> {
+        if sysfs_maps_btf() {
+            return Err("not needed: this kernel lets libbpf map the file".into());
+        }
         let original_namespace: OwnedFd = File::open("/proc/self/ns/mnt")
             .map_err(|e| format!("/proc/self/ns/mnt: {e}"))?
             .into();
@@ -120,6 +123,17 @@ fn mount(
             std::io::Error::last_os_error()
         )),
     }
+}
+
+/// Linux 6.16+ maps /sys/kernel/btf/vmlinux: libbpf and the function lookup
+/// then read the kernel's own pages, and a copy would only cost time.
+fn sysfs_maps_btf() -> bool {
+    File::open(VMLINUX)
+        .and_then(|file| {
+            let len = file.metadata()?.len() as usize;
+            Mapping::new(&file, len, false)
+        })
+        .is_ok()
 }
 
 /// Where the copy comes from: the vmlinux BTF object through bpf(2), one copy

@@ -47,7 +47,7 @@ impl Lesson {
             Ok(copy) => Some(copy),
             Err(why) => {
                 if args.verbose {
-                    eprintln!("kernel BTF: reading /sys/kernel/btf/vmlinux directly ({why})");
+                    eprintln!("kernel BTF: no private copy of /sys/kernel/btf/vmlinux ({why})");
                 }
                 None
             }
