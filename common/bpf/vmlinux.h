@@ -34,7 +34,7 @@ typedef int pid_t;
 typedef _Bool bool;
 enum { false = 0, true = 1 };
 
-/* The map types and update flags these programs use (values from uapi/linux/bpf.h). */
+/* The map types and flags these programs use (values from uapi/linux/bpf.h). */
 enum bpf_map_type {
 	BPF_MAP_TYPE_HASH = 1,
 	BPF_MAP_TYPE_ARRAY = 2,
@@ -44,6 +44,15 @@ enum {
 	BPF_ANY = 0,
 	BPF_NOEXIST = 1,
 	BPF_EXIST = 2,
+};
+/* Ring buffer wakeup flags and bpf_ringbuf_query() questions. */
+enum {
+	BPF_RB_NO_WAKEUP = 1,
+	BPF_RB_FORCE_WAKEUP = 2,
+};
+enum {
+	BPF_RB_AVAIL_DATA = 0,
+	BPF_RB_RING_SIZE = 1,
 };
 
 // ANCHOR: structs

@@ -230,6 +230,8 @@ impl Lesson {
                             return Err(anyhow!("reading the ring buffer: {err}"));
                         }
                     }
+                    // Records sent without a wakeup (see wakeup_flag in unlink.bpf.h).
+                    let _ = ring.consume();
                 }
                 (None, Some(pipe)) => {
                     pipe.wait(TICK.as_millis() as i32);

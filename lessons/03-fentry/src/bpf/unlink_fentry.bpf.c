@@ -81,7 +81,7 @@ int BPF_PROG(unlink_exit, int dfd, struct filename *name, int ret)
 		e->start_ns = *entered;
 		e->ret = ret;
 		e->latency_ns = bpf_ktime_get_ns() - *entered;
-		bpf_ringbuf_submit(e, 0);
+		bpf_ringbuf_submit(e, wakeup_flag());
 	}
 	bpf_map_delete_elem(&entered_at, &tid);
 	return 0;
