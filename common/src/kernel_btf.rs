@@ -189,7 +189,7 @@ fn vmlinux_btf_object() -> Option<(OwnedFd, usize)> {
         while bpf_btf_get_next_id(id, &mut id) == 0 {
             let fd = bpf_btf_get_fd_by_id(id);
             if fd < 0 {
-                return None;
+                continue; // freed since GET_NEXT_ID, or not ours to open
             }
             let fd = OwnedFd::from_raw_fd(fd);
             let mut name = [0u8; 16];
