@@ -1,9 +1,9 @@
 //! A fast way in to the kernel's BTF, for the lesson's start-up.
 //!
 //! /sys/kernel/btf/vmlinux hands out at most 4 KiB per read(2): its ~5 MB take
-//! about 1,200 system calls, which under QEMU's emulation cost 115 ms, and a
-//! lesson paid that twice (finding its function, then inside libbpf): most of
-//! its start-up. bpf(2) copies the same bytes in one call, and libbpf maps the
+//! about 1,200 system calls, and a lesson paid that twice (finding its
+//! function, then inside libbpf): about a quarter of its start-up under QEMU's
+//! emulation, where system calls are dear. bpf(2) copies the same bytes in one call, and libbpf maps the
 //! file instead of reading it whenever the file allows mmap (sysfs does not
 //! before Linux 6.16). So while the lesson resolves its function and loads its
 //! programs, it runs in a mount namespace of its own in which a tmpfs over
