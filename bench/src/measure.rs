@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, Context, Result};
 
 use crate::report::{
-    CostConfig, Lossless, Startup, StartupRatio, StartupTool, Stats, Throughput, Unavailable,
+    self, CostConfig, Lossless, Startup, StartupRatio, StartupTool, Stats, Throughput, Unavailable,
     UnlinkCost,
 };
 use crate::tool::{Output, Running, Stopped, Tool};
@@ -138,9 +138,11 @@ impl Bench {
                 s.unlinks, stopped.events
             )),
             Some(s) if stopped.events + s.lost_events != expected => self.notes.push(format!(
-                "{tool}: {} events read + {} lost != {expected} expected; the kernel skipped \
-                 its programs {} times (recursion_misses: one already running on that CPU)",
-                stopped.events, s.lost_events, stopped.recursion_misses
+                "{tool}: {} events read + {} lost != {expected} expected; {} (runs of a probe \
+                 already running on that CPU, or kprobe misses)",
+                stopped.events,
+                s.lost_events,
+                report::skipped_by_kernel(s.skipped_by_kernel)
             )),
             Some(_) => {}
         }
@@ -363,7 +365,7 @@ impl Bench {
                 per_second: (threads * files) as f64 / took.as_secs_f64(),
                 events_read: None,
                 lost_events: None,
-                recursion_misses: None,
+                skipped_by_kernel: None,
             });
         }
         let one_thread = rows[0].per_second;
@@ -392,7 +394,7 @@ impl Bench {
                     per_second: unlinks as f64 / took.as_secs_f64(),
                     events_read: Some(stopped.events),
                     lost_events: stopped.summary.map(|s| s.lost_events),
-                    recursion_misses: Some(stopped.recursion_misses),
+                    skipped_by_kernel: stopped.summary.and_then(|s| s.skipped_by_kernel),
                 });
             }
             let start = one_thread / 16.0;
@@ -444,7 +446,7 @@ impl Bench {
             per_second: kept_up,
             lost_at,
             lost_events: stopped.summary.map(|s| s.lost_events),
-            recursion_misses: stopped.recursion_misses,
+            skipped_by_kernel: stopped.summary.and_then(|s| s.skipped_by_kernel),
         })
     }
 }

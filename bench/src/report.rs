@@ -145,8 +145,9 @@ pub struct Throughput {
     pub events_read: Option<u64>,
     /// The lesson's summary: events lost to a full ring buffer.
     pub lost_events: Option<u64>,
-    /// Program runs the kernel skipped (recursion_misses): events neither sent nor counted.
-    pub recursion_misses: Option<u64>,
+    /// The lesson's summary: runs of its probes the kernel skipped, events
+    /// neither sent nor counted lost (None where the kernel does not count them).
+    pub skipped_by_kernel: Option<u64>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -160,8 +161,8 @@ pub struct Lossless {
     pub lost_at: Option<f64>,
     /// The lesson's summary at the end of the search.
     pub lost_events: Option<u64>,
-    /// Program runs the kernel skipped during the search (recursion_misses).
-    pub recursion_misses: u64,
+    /// The lesson's summary: runs of its probes the kernel skipped during the search.
+    pub skipped_by_kernel: Option<u64>,
 }
 
 impl Platform {
@@ -192,8 +193,8 @@ pub fn markdown(reports: &[Report]) -> String {
          unlink at full speed while the lesson writes every event to a file on tmpfs, so \
          nothing of the harness runs beside it; after it stopped, the harness checks every \
          line and counts the events, the summary line gives the events lost to a full ring \
-         buffer, and the programs' `recursion_misses` \
-         (/proc/PID/fdinfo) the runs the kernel skipped. Then one thread per CPU unlinks \
+         buffer and the runs of its probes the kernel skipped (recursion misses, and \
+         kprobe misses on 6.7+). Then one thread per CPU unlinks \
          at a paced rate, 25% higher each step, until an event goes missing (after each \
          step the harness counts the lines written so far). Peak memory is \
          VmHWM from /proc/PID/status just before SIGTERM. The lessons are release builds.\n",
@@ -310,9 +311,9 @@ fn section(md: &mut String, r: &Report) {
         let accounted = match (t.events_read, t.lost_events) {
             (Some(read), Some(lost)) if read + lost == t.unlinks => "yes".to_string(),
             (Some(read), Some(lost)) => format!(
-                "**no**: {} short; programs skipped {} times (recursion_misses)",
+                "**no**: {} short; {}",
                 t.unlinks - (read + lost).min(t.unlinks),
-                t.recursion_misses.unwrap_or(0)
+                skipped_by_kernel(t.skipped_by_kernel)
             ),
             _ => "-".to_string(),
         };
@@ -334,8 +335,8 @@ fn section(md: &mut String, r: &Report) {
         });
         let limit = match (l.lost_at, l.lost_events) {
             (Some(rate), Some(lost)) => format!(
-                "at {rate:.0}/s events went missing: {lost} lost, {} skipped by the kernel",
-                l.recursion_misses
+                "at {rate:.0}/s events went missing: {lost} lost, {}",
+                skipped_by_kernel(l.skipped_by_kernel)
             ),
             (Some(rate), None) => format!("at {rate:.0}/s events went missing"),
             (None, _) => "as fast as the threads unlink with it attached".to_string(),
@@ -349,6 +350,14 @@ fn section(md: &mut String, r: &Report) {
     }
     for note in &r.notes {
         let _ = writeln!(md, "\n> note: {note}");
+    }
+}
+
+/// The lesson summary's count of skipped probe runs, in its own words.
+pub fn skipped_by_kernel(count: Option<u64>) -> String {
+    match count {
+        Some(count) => format!("{count} skipped by the kernel"),
+        None => "skipped by the kernel: unknown on this kernel".to_string(),
     }
 }
 

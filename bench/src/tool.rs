@@ -37,6 +37,9 @@ pub struct Tool {
 pub struct Summary {
     pub unlinks: u64,
     pub lost_events: u64,
+    /// Runs of its probes the kernel skipped (events neither sent nor counted
+    /// lost); null where the kernel does not count them.
+    pub skipped_by_kernel: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -98,10 +101,6 @@ pub struct Stopped {
     /// Events the harness read from the tool's stdout.
     pub events: u64,
     pub summary: Option<Summary>,
-    /// Runs of its BPF programs the kernel skipped because one was already
-    /// running on that CPU (`recursion_misses`, Linux 5.12+): events neither
-    /// sent nor counted lost.
-    pub recursion_misses: u64,
 }
 
 impl Tool {
@@ -332,25 +331,8 @@ impl Running {
             .with_context(|| format!("no VmHWM in {path}"))
     }
 
-    /// The sum of `recursion_misses` over the tool's BPF program descriptors.
-    fn recursion_misses(&self) -> u64 {
-        let fdinfo = format!("/proc/{}/fdinfo", self.child.id());
-        std::fs::read_dir(fdinfo)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter_map(|entry| std::fs::read_to_string(entry.path()).ok())
-            .flat_map(|info| {
-                info.lines()
-                    .filter_map(|l| l.strip_prefix("recursion_misses:")?.trim().parse().ok())
-                    .collect::<Vec<u64>>()
-            })
-            .sum()
-    }
-
     /// SIGTERM, then everything the tool printed until it exited.
     pub fn stop(mut self) -> Result<Stopped> {
-        let recursion_misses = self.recursion_misses();
         // SAFETY: kill has no memory-safety preconditions; the child is not reaped yet.
         unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
         let status = self.child.wait()?;
@@ -375,11 +357,7 @@ impl Running {
         if !status.success() {
             bail!("{} exited with {status}: {}", self.name, reason(&stderr));
         }
-        Ok(Stopped {
-            events,
-            summary,
-            recursion_misses,
-        })
+        Ok(Stopped { events, summary })
     }
 }
 
