@@ -128,55 +128,53 @@ fn mount(
 /// Linux 6.16+ maps /sys/kernel/btf/vmlinux: libbpf and the function lookup
 /// then read the kernel's own pages, and a copy would only cost time.
 fn sysfs_maps_btf() -> bool {
-    File::open(VMLINUX)
-        .and_then(|file| {
-            let len = file.metadata()?.len() as usize;
-            Mapping::new(&file, len, false)
-        })
-        .is_ok()
+    Mapping::of_file(Path::new(VMLINUX)).is_ok()
 }
 
 /// Where the copy comes from: the vmlinux BTF object through bpf(2), one copy
 /// in one call; or, on kernels before 5.11 (vmlinux BTF has no id there), the
 /// sysfs file, 4 KiB per read. `size` is the BTF's length in bytes.
 struct BtfSource {
-    object: Option<OwnedFd>,
-    file: Option<File>,
+    from: CopyFrom,
     size: usize,
+}
+
+enum CopyFrom {
+    Object(OwnedFd),
+    File(File),
 }
 
 impl BtfSource {
     fn find() -> Option<BtfSource> {
         if let Some((object, size)) = vmlinux_btf_object() {
             return Some(BtfSource {
-                object: Some(object),
-                file: None,
+                from: CopyFrom::Object(object),
                 size,
             });
         }
         let file = File::open(VMLINUX).ok()?;
         let size = file.metadata().ok()?.len() as usize;
         Some(BtfSource {
-            object: None,
-            file: Some(file),
+            from: CopyFrom::File(file),
             size,
         })
     }
 
     fn copy_into(&self, buffer: &mut [u8]) -> std::io::Result<()> {
-        if let Some(object) = &self.object {
-            // SAFETY: info points at `buffer`, with its true length.
-            let mut info: bpf_btf_info = unsafe { mem::zeroed() };
-            info.btf = buffer.as_mut_ptr() as u64;
-            info.btf_size = buffer.len() as u32;
-            let mut len = mem::size_of::<bpf_btf_info>() as u32;
-            if unsafe { bpf_btf_get_info_by_fd(object.as_raw_fd(), &mut info, &mut len) } != 0 {
-                return Err(std::io::Error::last_os_error());
+        match &self.from {
+            CopyFrom::Object(object) => {
+                // SAFETY: info points at `buffer`, with its true length.
+                let mut info: bpf_btf_info = unsafe { mem::zeroed() };
+                info.btf = buffer.as_mut_ptr() as u64;
+                info.btf_size = buffer.len() as u32;
+                let mut len = mem::size_of::<bpf_btf_info>() as u32;
+                if unsafe { bpf_btf_get_info_by_fd(object.as_raw_fd(), &mut info, &mut len) } != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
             }
-            return Ok(());
+            CopyFrom::File(file) => (&*file).read_exact(buffer),
         }
-        let mut file = self.file.as_ref().expect("a source is an object or a file");
-        file.read_exact(buffer)
     }
 }
 
@@ -216,7 +214,14 @@ pub struct Mapping {
 }
 
 impl Mapping {
-    pub fn new(file: &File, len: usize, writable: bool) -> std::io::Result<Mapping> {
+    /// The whole file at `path`, read-only.
+    pub fn of_file(path: &Path) -> std::io::Result<Mapping> {
+        let file = File::open(path)?;
+        let len = file.metadata()?.len() as usize;
+        Mapping::new(&file, len, false)
+    }
+
+    fn new(file: &File, len: usize, writable: bool) -> std::io::Result<Mapping> {
         // Written through to the file, or only read (sysfs maps only so).
         let (protection, flags) = match writable {
             true => (libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED),

@@ -2,7 +2,6 @@
 //! `filename_unlinkat` since Linux 7.0 renamed it, or what `--function` says.
 
 use std::fmt;
-use std::fs::File;
 use std::path::Path;
 
 use anyhow::{bail, Result};
@@ -72,10 +71,9 @@ pub fn resolve(requested: Option<&str>, root: &Path) -> Result<Target> {
 /// The unlink function named in the kernel's BTF, if the kernel has BTF.
 pub fn find_in_btf(root: &Path) -> Option<String> {
     let path = root.join("sys/kernel/btf/vmlinux");
-    let file = File::open(&path).ok()?;
-    let len = file.metadata().ok()?.len() as usize;
-    // Mapped where the file allows it (the lesson's tmpfs copy): no 5 MB copy.
-    let mapped = Mapping::new(&file, len, false).ok();
+    // Mapped where the file allows it (the lesson's tmpfs copy, or sysfs on
+    // Linux 6.16+): no 5 MB copy.
+    let mapped = Mapping::of_file(&path).ok();
     let read = match mapped {
         Some(_) => Vec::new(),
         None => std::fs::read(&path).ok()?,
