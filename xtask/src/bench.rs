@@ -136,13 +136,7 @@ fn in_vm(kernel: &str, argv: Vec<String>, quick: bool) -> Result<String> {
         .map(|path| (path.clone(), path))
         .collect();
     eprintln!("bench: {kernel} under TCG: a few minutes (--quick: about one)");
-    let output = vm.run_captured().or_else(|err| {
-        eprintln!("bench: {err:#}");
-        eprintln!(
-            "bench: booting {kernel} once more (TCG on a loaded host can fail early in boot)"
-        );
-        vm.run_captured()
-    })?;
+    let output = vm.run_captured()?;
     let stderr = String::from_utf8_lossy(&output.stderr);
     eprint!("{stderr}");
     if output.status != 0 {
