@@ -1,7 +1,6 @@
 //! The read-only checks: each section is a function of the files under the
 //! system root, and each fills in the [`Facts`] the verdicts are computed from.
 
-use libbpf_rs::btf::Btf;
 use unlink_common::failures::{self, Facts, Probe};
 use unlink_common::target::UNLINK_FUNCTIONS;
 
@@ -9,7 +8,7 @@ use crate::btf;
 use crate::parse::config::{self, KernelConfig};
 use crate::parse::{limits, mountinfo, os_release};
 use crate::report::{Item, Section, Status};
-use crate::sysroot::{ReadError, SystemRoot};
+use crate::sysroot::{ReadError, SystemRoot, BTF_PATH};
 
 /// Everything the read-only checks found.
 pub struct Survey {
@@ -111,7 +110,10 @@ fn system(root: &SystemRoot, uname: &Uname) -> Section {
             "system.kernel",
             "kernel (uname -r)",
             Status::Warn,
-            "unknown: /proc/sys/kernel/osrelease unreadable",
+            match root.read_text("/proc/sys/kernel/osrelease") {
+                Err(err) => format!("unknown: /proc/sys/kernel/osrelease unreadable: {err}"),
+                Ok(_) => "unknown: /proc/sys/kernel/osrelease is empty".to_string(),
+            },
         )
         .advice("the version decides what works: check `uname -r` by hand"),
     };
@@ -481,9 +483,9 @@ fn btf_section(
     facts: &mut Facts,
 ) -> (Section, Option<String>) {
     let mut items = Vec::new();
-    let path = "/sys/kernel/btf/vmlinux";
+    let path = BTF_PATH;
     let btf = match root.read(path) {
-        Ok(_) => Btf::from_path(root.path(path)).map_err(|err| format!("{err:#}")),
+        Ok(bytes) => btf::parse(&bytes),
         Err(err) => Err(err.to_string()),
     };
     facts.btf = btf.is_ok();
@@ -562,9 +564,15 @@ fn base_name(symbol: &str) -> &str {
 pub fn kallsyms_lookup(kallsyms: &str, name: &str) -> Option<String> {
     let mut suffixed = None;
     for line in kallsyms.lines() {
+        // `ADDRESS TYPE NAME [MODULE]` from the kernel, `TYPE NAME [MODULE]` from a snapshot.
         let mut fields = line.split_whitespace();
-        let (Some(kind), Some(symbol)) = (fields.nth(1), fields.next()) else {
-            continue;
+        let (kind, symbol) = match (fields.next(), fields.next()) {
+            (Some(kind), Some(symbol)) if kind.len() == 1 => (kind, symbol),
+            (Some(_address), Some(kind)) => match fields.next() {
+                Some(symbol) => (kind, symbol),
+                None => continue,
+            },
+            _ => continue,
         };
         if !matches!(kind, "T" | "t") {
             continue;
@@ -1076,6 +1084,11 @@ mod tests {
             None
         );
         assert_eq!(kallsyms_lookup("garbage\n\n", "do_unlinkat"), None);
+        // A snapshot's kallsyms holds no addresses.
+        assert_eq!(
+            kallsyms_lookup("D do_unlinkat\nT do_unlinkat [ext4]\n", "do_unlinkat").as_deref(),
+            Some("do_unlinkat")
+        );
         assert_eq!(base_name("do_unlinkat.isra.0"), "do_unlinkat");
     }
 }

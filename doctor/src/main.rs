@@ -115,7 +115,7 @@ fn emit(text: &str) {
 fn system_root(cli: &Cli) -> Result<SystemRoot> {
     match &cli.root {
         Some(dir) if !dir.is_dir() => anyhow::bail!("--root {}: not a directory", dir.display()),
-        Some(dir) => Ok(SystemRoot::at(dir)),
+        Some(dir) => SystemRoot::at(dir).map_err(anyhow::Error::msg),
         None => Ok(SystemRoot::native()),
     }
 }

@@ -121,7 +121,7 @@ pub fn take(dir: &Path) -> Result<Summary> {
                 let _ = writeln!(errors, "{path} {name}");
                 summary.unreadable += 1;
             }
-            Err(ReadError::Other(_)) => {}
+            Err(ReadError::NotRegular(_) | ReadError::TooBig(_) | ReadError::Other(_)) => {}
         }
     }
     // Before 6.1 there is no kernel.arch sysctl: record the machine for --root.

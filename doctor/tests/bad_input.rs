@@ -141,12 +141,214 @@ fn unreadable_and_misshapen_files() {
 }
 
 #[test]
-fn huge_files_are_cut_not_swallowed() {
+fn huge_files_are_refused_not_swallowed() {
     let root = Scratch::of("debian-6.1-amd64", "huge");
     let file = std::fs::File::create(root.0.join("proc/kallsyms")).unwrap();
     file.set_len(200 << 20).unwrap(); // sparse: 200 MiB of zeros
     let json = root.doctor();
-    assert!(json.to_string().contains("no text symbol do_unlinkat"));
+    assert_eq!(
+        item(&json, "tracing.kallsyms")["value"],
+        "unreadable: bigger than 65536 KiB, more than any real one: refused"
+    );
+}
+
+/// Run the doctor with a time limit and an address-space limit, so that a hang or a
+/// runaway allocation fails the test instead of stalling or exhausting the machine.
+fn bounded_doctor(args: &[&str]) -> (Option<i32>, String, String) {
+    use std::io::{Read as _, Seek as _};
+    use std::os::unix::process::CommandExt as _;
+    use std::time::{Duration, Instant};
+
+    const MEMORY: u64 = 1 << 30;
+    const TIME: Duration = Duration::from_secs(30);
+    let mut stdout = tempfile::tempfile().unwrap();
+    let mut stderr = tempfile::tempfile().unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_unlink-doctor"));
+    command
+        .args(args)
+        .env("NO_COLOR", "1")
+        .stdout(stdout.try_clone().unwrap())
+        .stderr(stderr.try_clone().unwrap());
+    let limit = rustix::process::Rlimit {
+        current: Some(MEMORY),
+        maximum: Some(MEMORY),
+    };
+    // SAFETY: setrlimit is async-signal-safe and touches only the child's own limits.
+    unsafe {
+        command.pre_exec(move || {
+            Ok(rustix::process::setrlimit(
+                rustix::process::Resource::As,
+                limit,
+            )?)
+        });
+    }
+    let mut child = command.spawn().unwrap();
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed() > TIME {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("unlink-doctor {args:?} hung: killed after {TIME:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let read = |file: &mut std::fs::File| {
+        let mut text = String::new();
+        file.rewind().unwrap();
+        file.take(1 << 20).read_to_string(&mut text).unwrap();
+        text
+    };
+    (status.code(), read(&mut stdout), read(&mut stderr))
+}
+
+fn item<'a>(json: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
+    json["sections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["items"].as_array().unwrap())
+        .find(|i| i["id"] == id)
+        .unwrap_or_else(|| panic!("no item {id}"))
+}
+
+/// The doctor on a hostile root: it answers with JSON within its time and memory.
+fn hostile(root: &Path) -> serde_json::Value {
+    let (code, stdout, stderr) = bounded_doctor(&["--root", root.to_str().unwrap(), "--json"]);
+    assert!(matches!(code, Some(0 | 1)), "exit {code:?}: {stderr}");
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}{stderr}"))
+}
+
+#[test]
+fn symlinks_to_dev_zero_are_not_read() {
+    // Once this grew the doctor to 24 GB until the kernel killed it.
+    let root = Scratch::of("debian-6.1-amd64", "zero");
+    for path in [
+        "unlink-doctor-errors",
+        "proc/kallsyms",
+        "proc/sys/kernel/osrelease",
+    ] {
+        let _ = std::fs::remove_file(root.0.join(path));
+        std::os::unix::fs::symlink("/dev/zero", root.0.join(path)).unwrap();
+    }
+    let json = hostile(&root.0);
+    // Resolved inside the root, /dev/zero is a file the snapshot does not have.
+    assert_eq!(
+        item(&json, "tracing.kallsyms")["value"],
+        "unreadable: missing"
+    );
+    assert_eq!(
+        item(&json, "system.kernel")["value"],
+        "unknown: /proc/sys/kernel/osrelease unreadable: missing"
+    );
+}
+
+#[test]
+fn a_device_in_the_root_is_refused() {
+    let root = Scratch::of("debian-6.1-amd64", "device");
+    std::fs::create_dir_all(root.0.join("dev")).unwrap();
+    let made = rustix::fs::mknodat(
+        rustix::fs::CWD,
+        root.0.join("dev/zero"),
+        rustix::fs::FileType::CharacterDevice,
+        rustix::fs::Mode::from_raw_mode(0o666),
+        rustix::fs::makedev(1, 5),
+    );
+    if !rustix::process::geteuid().is_root() {
+        // Only root can make a device node, so only root can plant one in a snapshot.
+        assert_eq!(made, Err(rustix::io::Errno::PERM));
+        return;
+    }
+    made.unwrap();
+    std::fs::remove_file(root.0.join("proc/kallsyms")).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", root.0.join("proc/kallsyms")).unwrap();
+    let json = hostile(&root.0);
+    assert_eq!(
+        item(&json, "tracing.kallsyms")["value"],
+        "unreadable: not a regular file but a character device: refused"
+    );
+}
+
+#[test]
+fn a_fifo_gets_a_finding_not_a_hang() {
+    // Once `mkfifo R/proc/kallsyms` blocked the doctor forever.
+    let root = Scratch::of("debian-6.1-amd64", "fifo");
+    for path in ["proc/kallsyms", "etc/os-release"] {
+        std::fs::remove_file(root.0.join(path)).unwrap();
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            root.0.join(path),
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+    }
+    let json = hostile(&root.0);
+    assert_eq!(
+        item(&json, "tracing.kallsyms")["value"],
+        "unreadable: not a regular file but a FIFO: refused"
+    );
+    let (code, stdout, stderr) = bounded_doctor(&[
+        "--root",
+        root.0.to_str().unwrap(),
+        "explain",
+        "lesson-02: os error 2",
+    ]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+}
+
+#[test]
+fn a_huge_osrelease_is_refused_at_once() {
+    // Once a 1 GB osrelease took 58 s and 8 GB.
+    let root = Scratch::of("debian-6.1-amd64", "osrelease");
+    let file = std::fs::File::create(root.0.join("proc/sys/kernel/osrelease")).unwrap();
+    file.set_len(1 << 30).unwrap();
+    let json = hostile(&root.0);
+    assert_eq!(
+        item(&json, "system.kernel")["value"],
+        "unknown: /proc/sys/kernel/osrelease unreadable: bigger than 64 KiB, more than any real one: refused"
+    );
+}
+
+#[test]
+fn mount_points_and_symlinks_resolve_inside_the_root() {
+    let base = tempfile::tempdir().unwrap();
+    let root = base.path().join("root");
+    copy_tree(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/debian-6.1-amd64"),
+        &root,
+    );
+    let outside = base.path().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("tracing_on"), "OUTSIDE\n").unwrap();
+    std::fs::write(outside.join("os-release"), "PRETTY_NAME=OUTSIDE\n").unwrap();
+    // Once a mount point `/../../..` read files outside the root.
+    std::fs::write(
+        root.join("proc/self/mountinfo"),
+        "45 23 0:12 / /../outside rw - tracefs tracefs rw\n",
+    )
+    .unwrap();
+    let os_release = root.join("etc/os-release");
+    std::fs::remove_file(&os_release).unwrap();
+    std::os::unix::fs::symlink(outside.join("os-release"), &os_release).unwrap();
+    let json = hostile(&root);
+    assert!(!json.to_string().contains("OUTSIDE"), "{json}");
+    assert_eq!(item(&json, "tracing.tracing_on")["status"], "skipped");
+
+    // An absolute symlink means the snapshot's own file, as it did on its machine.
+    std::fs::remove_file(&os_release).unwrap();
+    std::os::unix::fs::symlink("/usr/lib/os-release", &os_release).unwrap();
+    std::fs::create_dir_all(root.join("usr/lib")).unwrap();
+    std::fs::write(
+        root.join("usr/lib/os-release"),
+        "PRETTY_NAME=\"Inside 1\"\n",
+    )
+    .unwrap();
+    let json = hostile(&root);
+    assert_eq!(item(&json, "system.distribution")["value"], "Inside 1");
 }
 
 #[test]
