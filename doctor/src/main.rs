@@ -214,9 +214,9 @@ fn bug_report(root: &SystemRoot, report: &Report) -> String {
         .find_map(|p| root.read_text(p).ok())
         .unwrap_or_else(|| "(no /etc/os-release)\n".into());
     format!(
-        "<details><summary>unlink-doctor report</summary>\n\n```\n$ uname -a\n{uname}\n$ cat /etc/os-release\n{}{}```\n\n```json\n{}\n```\n</details>\n",
-        os_release,
-        if os_release.ends_with('\n') { "" } else { "\n" },
+        "<details><summary>unlink-doctor report</summary>\n\n```\n$ uname -a\n{}\n$ cat /etc/os-release\n{}```\n\n```json\n{}\n```\n</details>\n",
+        report::printable(&uname),
+        report::printable_lines(&os_release),
         report.to_json()
     )
 }
@@ -261,7 +261,10 @@ fn explain(cli: &Cli, text: &str) -> Result<u8> {
     let mut out = String::new();
     if cli.json {
         let json = serde_json::json!({ "schema": report::SCHEMA, "input": text, "parsed": parsed, "explanations": explanations });
-        emit(&format!("{}\n", serde_json::to_string_pretty(&json)?));
+        emit(&format!(
+            "{}\n",
+            report::json_printable(&serde_json::to_string_pretty(&json)?)
+        ));
     } else {
         match (parsed.errno, &parsed.errno_text) {
             (Some(errno), Some(found)) => {

@@ -330,3 +330,41 @@ proptest! {
         prop_assert_eq!(parse_kernel_version(&release), Some((major, minor)));
     }
 }
+
+#[test]
+fn terminal_control_characters_are_escaped() {
+    let root = Scratch::of("debian-6.1-amd64", "escapes");
+    root.write(
+        "etc/os-release",
+        "PRETTY_NAME=\"Evil\u{1b}]0;owned\u{7}\u{1b}[2J\u{9b}31m\u{202e}\"\n".as_bytes(),
+    );
+    root.write("proc/sys/kernel/version", b"#1 SMP \x1b[31mred\n");
+    std::fs::create_dir_all(root.0.join("sys/kernel/livepatch/\u{1b}[8mhidden")).unwrap();
+    let run = |args: &[&str]| {
+        let mut all = vec!["--root", root.0.to_str().unwrap()];
+        all.extend(args);
+        let (code, stdout, stderr) = bounded_doctor(&all);
+        assert!(matches!(code, Some(0 | 1)), "{stderr}");
+        stdout
+    };
+    for (args, escaped) in [
+        (
+            &["--color", "never"][..],
+            "Evil\\x1b]0;owned\\x07\\x1b[2J\\x9b31m\\u{202e}",
+        ),
+        (&["--report"][..], "Evil\\x1b]0;owned\\x07"),
+        (
+            &["--json"][..],
+            "Evil\\u001b]0;owned\\u0007\\u001b[2J\\u009b31m\\u202e",
+        ),
+    ] {
+        let out = run(args);
+        assert!(
+            !out.contains(['\u{1b}', '\u{7}', '\u{9b}', '\u{202e}']),
+            "{args:?}: raw control characters in {out}"
+        );
+        assert!(out.contains(escaped), "{args:?}: {out}");
+    }
+    assert!(run(&["--color", "never"]).contains("\\x1b[8mhidden"));
+    assert!(run(&["--report"]).contains("#1 SMP \\x1b[31mred"));
+}
