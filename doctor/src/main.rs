@@ -280,7 +280,14 @@ fn explain(cli: &Cli, text: &str) -> Result<u8> {
                     errno_label(errno)
                 );
             }
-            _ => {
+            (None, Some(found)) => {
+                let _ = writeln!(
+                    out,
+                    "{} none: {found:?} is a number, but no errno Linux has",
+                    "errno:".bold()
+                );
+            }
+            (_, None) => {
                 let _ = writeln!(out, "{} none found in the text", "errno:".bold());
             }
         }

@@ -325,6 +325,16 @@ fn explain_every_form() {
     assert_eq!(json["explanations"][0]["failure"], "tracing-refused");
     let (code, _) = explain("nothing to see");
     assert_eq!(code, 1);
+    // A number that is no errno is not recognised, and is shown whole.
+    for (text, found) in [
+        ("os error 999999999", "os error 999999999"),
+        ("strerror_r(-2147483648)=22", "strerror_r(-2147483648)"),
+    ] {
+        let (code, json) = explain(text);
+        assert_eq!(code, 1, "{text}: {json}");
+        assert_eq!(json["parsed"]["errno"], Value::Null, "{text}");
+        assert_eq!(json["parsed"]["errno_text"], found, "{text}");
+    }
 }
 
 #[test]
