@@ -38,7 +38,7 @@ pub fn survey(root: &SystemRoot, function: Option<&str>) -> Survey {
 
     let system = system(root, &uname);
     let kernel = kernel(&uname, &mut facts);
-    let config_section = config_section(&config, uname.machine.as_deref(), &mut facts);
+    let mut config_section = config_section(&config, uname.machine.as_deref(), &mut facts);
     let status_text = root.read_text("/proc/self/status").unwrap_or_default();
     let privileges = privileges(root, &status_text, &mut facts);
     let kallsyms = root
@@ -46,6 +46,9 @@ pub fn survey(root: &SystemRoot, function: Option<&str>) -> Survey {
         .map(|b| String::from_utf8_lossy(&b).into_owned());
     let (btf_section, function) = btf_section(root, function, kallsyms.as_deref().ok(), &mut facts);
     let tracing = tracing(root, function.as_deref(), &kallsyms, &mut facts);
+    if let Some((path, _)) = &config.found {
+        overrule_stale_config(&mut config_section, path, &mut facts);
+    }
 
     let sections = vec![
         system,
@@ -473,6 +476,72 @@ fn config_section(search: &ConfigSearch, arch: Option<&str>, facts: &mut Facts) 
         items.push(item);
     }
     Section::new("config", "Kernel config", items)
+}
+
+/// A config that says an option is not set although the running kernel plainly has what
+/// it builds (a kprobe PMU, BTF, function tracing) is stale or another kernel's: the running
+/// kernel's evidence decides, and the config's items become warnings about the file.
+fn overrule_stale_config(section: &mut Section, path: &str, facts: &mut Facts) {
+    let ftrace = facts.function_traceable.is_some() || facts.function_tracing_locked;
+    let evidence: [(bool, &[&str], &str); 3] = [
+        (
+            facts.kprobe_pmu || facts.kprobe_events,
+            &["KPROBES", "KPROBE_EVENTS"],
+            "the kernel has kprobes (kprobe PMU or kprobe_events)",
+        ),
+        (
+            facts.btf,
+            &["DEBUG_INFO_BTF"],
+            "the kernel has BTF (/sys/kernel/btf/vmlinux)",
+        ),
+        (
+            ftrace,
+            &["FTRACE", "FUNCTION_TRACER", "DYNAMIC_FTRACE"],
+            "the kernel traces functions (available_filter_functions)",
+        ),
+    ];
+    let mut contradicted = Vec::new();
+    let mut items = std::mem::take(&mut section.items);
+    for (_, names, why) in evidence.into_iter().filter(|(seen, ..)| *seen) {
+        for option in OPTIONS.iter().filter(|o| names.contains(&o.name)) {
+            let Some(item) = items.iter_mut().find(|i| i.id == option.id) else {
+                continue;
+            };
+            if item.status == Status::Ok {
+                continue;
+            }
+            *item = Item::new(
+                option.id,
+                format!("CONFIG_{}", option.name),
+                Status::Warn,
+                format!("not set in {path}, but {why}"),
+            );
+            contradicted.push(format!("CONFIG_{}", option.name));
+        }
+    }
+    if contradicted.is_empty() {
+        section.items = items;
+        return;
+    }
+    if facts.kprobe_pmu || facts.kprobe_events {
+        facts.config_kprobes = Some(true);
+    }
+    if ftrace {
+        facts.config_ftrace = Some(true);
+    }
+    items.push(
+        Item::new(
+            "config.stale",
+            "kernel config",
+            Status::Warn,
+            format!(
+                "{path} contradicts the running kernel ({}): stale, or another kernel's; the running kernel decides",
+                contradicted.join(", ")
+            ),
+        )
+        .advice("find the running kernel's own config (`/proc/config.gz` after `sudo modprobe configs`, or /boot/config-$(uname -r))"),
+    );
+    *section = Section::new(section.id, section.title, items);
 }
 
 /// The BTF section; also picks the function when `--function` was not given.

@@ -368,3 +368,47 @@ fn terminal_control_characters_are_escaped() {
     assert!(run(&["--color", "never"]).contains("\\x1b[8mhidden"));
     assert!(run(&["--report"]).contains("#1 SMP \\x1b[31mred"));
 }
+
+#[test]
+fn a_config_the_running_kernel_contradicts_is_called_stale() {
+    let root = Scratch::of("debian-6.12-amd64", "stale");
+    let path = "boot/config-6.12.107+deb13-amd64";
+    let config = std::fs::read_to_string(root.0.join(path)).unwrap();
+    let config = config
+        .replace("CONFIG_KPROBES=y", "# CONFIG_KPROBES is not set")
+        .replace(
+            "CONFIG_DEBUG_INFO_BTF=y",
+            "# CONFIG_DEBUG_INFO_BTF is not set",
+        );
+    root.write(path, config.as_bytes());
+    let json = root.doctor();
+    // The kprobe PMU and BTF exist: the runtime evidence decides, and no ✘ stands beside it.
+    assert_eq!(json["verdicts"]["lesson-02"], "ready", "{json}");
+    assert_eq!(json["verdicts"]["lesson-03"], "ready", "{json}");
+    let failed: Vec<&serde_json::Value> = json["sections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["items"].as_array().unwrap())
+        .filter(|i| i["status"] == "fail")
+        .collect();
+    assert!(failed.is_empty(), "{failed:?}");
+    assert_eq!(item(&json, "config.kprobes")["status"], "warn");
+    assert_eq!(item(&json, "config.debug_info_btf")["status"], "warn");
+    let stale = item(&json, "config.stale");
+    assert_eq!(stale["status"], "warn");
+    assert!(
+        stale["value"]
+            .as_str()
+            .unwrap()
+            .contains("(CONFIG_KPROBES, CONFIG_DEBUG_INFO_BTF): stale, or another kernel's"),
+        "{stale}"
+    );
+
+    // Without the kernel's evidence, the config still decides.
+    std::fs::remove_dir_all(root.0.join("sys/bus/event_source/devices/kprobe")).unwrap();
+    std::fs::remove_file(root.0.join("sys/kernel/tracing/kprobe_events")).unwrap();
+    let json = root.doctor();
+    assert_eq!(item(&json, "config.kprobes")["status"], "fail");
+    assert_eq!(json["verdicts"]["lesson-02"], "will_fail");
+}
