@@ -145,6 +145,16 @@ impl SystemRoot {
         let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
         let fd = rustix::fs::open(dir, flags, Mode::empty())
             .map_err(|err| format!("--root {}: {err}", dir.display()))?;
+        // Old kernels lack openat2, and old container seccomp profiles refuse it with EPERM.
+        let probe = OFlags::PATH | OFlags::CLOEXEC;
+        if let Err(err @ (Errno::NOSYS | Errno::PERM)) =
+            rustix::fs::openat2(&fd, ".", probe, Mode::empty(), ResolveFlags::IN_ROOT)
+        {
+            return Err(format!(
+                "--root {}: openat2 failed ({err}); it keeps every path inside the snapshot: read it on Linux 5.6 or later, outside a seccomp profile that blocks openat2",
+                dir.display()
+            ));
+        }
         let mut root = SystemRoot {
             dir: dir.to_path_buf(),
             fd: Some(fd),
@@ -195,12 +205,7 @@ impl SystemRoot {
                 break;
             }
         }
-        result.map_err(|err| match err {
-            Errno::NOSYS => ReadError::Other(
-                "--root needs openat2, Linux 5.6 or later: run the doctor on a newer kernel".into(),
-            ),
-            err => ReadError::from_errno(err),
-        })
+        result.map_err(ReadError::from_errno)
     }
 
     /// (openat2 refuses O_PATH with any flag but O_CLOEXEC, O_DIRECTORY and O_NOFOLLOW.)
