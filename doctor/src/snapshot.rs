@@ -113,7 +113,10 @@ pub fn take(dir: &Path) -> Result<Summary> {
         unreadable: 0,
     };
     let mut errors = String::new();
-    let mut copied = Vec::new();
+    let mut copied: Vec<String> = Vec::new();
+    // A file system mounted twice lists its files twice; each is created only once.
+    let mut seen = std::collections::HashSet::new();
+    files.retain(|(path, _)| seen.insert(path.clone()));
     for (path, how) in files {
         match source.read_with_mode(&path) {
             Ok((bytes, mode)) => {
