@@ -349,4 +349,13 @@ mod tests {
         let back: serde_json::Value = serde_json::from_str(&json).unwrap();
         assert_eq!(back["v"], "\u{7f}\u{9b}\u{2066}ok");
     }
+
+    proptest::proptest! {
+        #[test]
+        fn printable_leaves_no_control_character(text in "\\PC*|[\\x00-\\x{9f}\\x{202a}-\\x{202e}]{0,40}") {
+            proptest::prop_assert!(!printable(&text).chars().any(needs_escape));
+            let lines = printable_lines(&text);
+            proptest::prop_assert!(lines.split('\n').all(|line| !line.contains(needs_escape)));
+        }
+    }
 }

@@ -126,7 +126,7 @@ fn kind_of(file_type: FileType) -> &'static str {
         FileType::BlockDevice => "a block device",
         FileType::Socket => "a socket",
         FileType::Directory => "a directory",
-        _ => "not a file",
+        _ => "an unknown kind of file",
     }
 }
 
