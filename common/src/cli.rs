@@ -6,6 +6,8 @@ use std::process::ExitCode;
 use clap::{Args, ValueEnum};
 use colored::Colorize;
 
+use crate::command::NotStarted;
+
 #[derive(Debug, Clone, Args)]
 pub struct LessonArgs {
     /// Only show unlinks by this process id
@@ -48,7 +50,14 @@ pub struct LessonArgs {
     #[arg(long, value_name = "KIB", default_value_t = 2048, value_parser = parse_ring_buffer_kib)]
     pub ring_buffer_kib: u32,
 
-    /// Run COMMAND and show only its unlinks (and its children's); exit with its status
+    /// Under sudo, run COMMAND as root instead of as the user who ran sudo
+    #[arg(long, requires = "command")]
+    pub as_root: bool,
+
+    /// Run COMMAND and show only its unlinks (and its children's); exit with its status.
+    /// Under sudo it runs as the user who ran sudo (SUDO_UID, SUDO_GID, that user's
+    /// groups and HOME), so the files it makes are yours; --as-root keeps root.
+    /// It starts once the programs are attached, and is killed if the lesson dies
     #[arg(last = true, value_name = "COMMAND")]
     pub command: Vec<OsString>,
 }
@@ -100,13 +109,17 @@ fn parse_ring_buffer_kib(value: &str) -> Result<u32, String> {
     }
 }
 
-/// Run a lesson body; print its error as one line (`error: ...: cause`) and exit 1.
+/// Run a lesson body; print its error as one line (`error: ...: cause`) and exit 1,
+/// or as a shell would when the command could not start (127, 126, 128 + signal).
 pub fn run(body: impl FnOnce() -> anyhow::Result<ExitCode>) -> ExitCode {
     match body() {
         Ok(code) => code,
         Err(err) => {
             eprintln!("{} {err:#}", "error:".red().bold());
-            ExitCode::FAILURE
+            match err.downcast_ref::<NotStarted>() {
+                Some(not_started) => ExitCode::from(not_started.exit_code),
+                None => ExitCode::FAILURE,
+            }
         }
     }
 }

@@ -23,6 +23,7 @@ use crate::events::{self, Clock, Event, EventWriter, JsonLine};
 use crate::failures::{self, Facts, Observed, Probe, Stage};
 use crate::kernel_btf::KernelBtfCopy;
 use crate::printk::{self, TracePipe};
+use crate::stop::{self, STOP_SIGNALS};
 use crate::target::{self, Target};
 
 /// How often the loop looks at the clock, the command and Ctrl-C.
@@ -33,6 +34,8 @@ pub struct Lesson {
     probe: Probe,
     target: Target,
     trace_pipe: Option<TracePipe>,
+    /// `-- COMMAND`, checked at start, started once the programs are attached.
+    command: Option<Command>,
     /// Held from start to attached: see kernel_btf.rs.
     btf_copy: Option<KernelBtfCopy>,
 }
@@ -42,7 +45,12 @@ impl Lesson {
     pub fn start(args: LessonArgs, probe: Probe) -> Result<Lesson> {
         args.color.apply();
         capture_libbpf_log(args.verbose);
-        install_stop_handlers();
+        stop::install_handlers();
+        // A command that cannot run is reported before the slow part, the load.
+        let command = match args.command.is_empty() {
+            true => None,
+            false => Some(Command::new(&args.command, args.as_root)?),
+        };
         let btf_copy = match KernelBtfCopy::install() {
             Ok(copy) => Some(copy),
             Err(why) => {
@@ -65,6 +73,7 @@ impl Lesson {
             probe,
             target,
             trace_pipe,
+            command,
             btf_copy,
         })
     }
@@ -81,7 +90,7 @@ impl Lesson {
 
     /// `-- COMMAND` was given: load the programs that follow its children.
     pub fn follows_command(&self) -> bool {
-        !self.args.command.is_empty()
+        self.command.is_some()
     }
 
     /// `--comm` as the BPF side's `char[16]`, all zero when unset.
@@ -155,19 +164,19 @@ impl Lesson {
         if let Some(pid) = self.args.pid {
             trace_pid(traced_tgids, pid)?;
         }
-        self.announce();
-        let mut child = match self.follows_command() {
-            true => {
+        let mut child = match &self.command {
+            Some(command) => {
                 // Trace ourselves for the instant of the fork: follow_fork then adds the
                 // child in the kernel before it runs, so not even its first unlink is missed.
                 let lesson_pid = std::process::id();
                 trace_pid(traced_tgids, lesson_pid)?;
-                let child = Command::spawn(&self.args.command);
+                let child = command.start(&STOP_SIGNALS);
                 untrace_pid(traced_tgids, lesson_pid)?;
                 Some(child?)
             }
-            false => None,
+            None => None,
         };
+        self.announce(); // after the start: "running the command" is then true
 
         let seen = Cell::new(0u64);
         let output_closed = Cell::new(false);
@@ -243,7 +252,7 @@ impl Lesson {
             if let Some(child) = &mut child {
                 status = child.try_wait()?;
             }
-            let stop = STOP.load(Ordering::Relaxed)
+            let stop = STOP_SIGNALS.requested()
                 || status.is_some()
                 || seen.get() >= limit
                 || output_closed.get()
@@ -268,8 +277,8 @@ impl Lesson {
         if let Some(mut child) = child {
             let status = match status {
                 Some(status) => status,
-                None if STOP.load(Ordering::Relaxed) => child.terminate()?,
-                None => child.terminate_after_watch()?,
+                // --count or --duration ended the watch: the command still gets to finish.
+                None => child.finish(&STOP_SIGNALS)?,
             };
             return Ok(ExitCode::from(exit_code(status)));
         }
@@ -433,39 +442,6 @@ fn untrace_pid(traced_tgids: &MapMut<'_>, pid: u32) -> Result<()> {
 fn read_lost(counter: &u64) -> u64 {
     // SAFETY: a valid, aligned u64 in the mmapped .bss; volatile because the kernel writes it.
     unsafe { std::ptr::read_volatile(counter) }
-}
-
-impl Command {
-    /// `--count`/`--duration` ended the watch: the command still gets to finish.
-    fn terminate_after_watch(&mut self) -> Result<std::process::ExitStatus> {
-        loop {
-            if let Some(status) = self.try_wait()? {
-                return Ok(status);
-            }
-            if STOP.load(Ordering::Relaxed) {
-                return self.terminate();
-            }
-            std::thread::sleep(TICK);
-        }
-    }
-}
-
-static STOP: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn request_stop(_signal: libc::c_int) {
-    STOP.store(true, Ordering::Relaxed);
-}
-
-/// Ctrl-C and SIGTERM end the loop, so the summary prints and links detach.
-fn install_stop_handlers() {
-    for signal in [libc::SIGINT, libc::SIGTERM] {
-        // SAFETY: the handler only stores to an atomic; no SA_RESTART, so poll() wakes up.
-        unsafe {
-            let mut action: libc::sigaction = std::mem::zeroed();
-            action.sa_sigaction = request_stop as *const () as usize;
-            libc::sigaction(signal, &action, std::ptr::null_mut());
-        }
-    }
 }
 
 /// libbpf's messages: kept to explain failures, shown with -v.

@@ -9,6 +9,7 @@ pub mod failures;
 pub mod kernel_btf;
 pub mod lesson;
 pub mod printk;
+pub mod stop;
 pub mod target;
 
 pub use cli::{run, LessonArgs};
