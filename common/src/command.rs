@@ -401,18 +401,25 @@ mod tests {
         let stop = StopSignals::new();
         let ignores = "trap '' TERM INT; while :; do sleep 0.05; done";
         let mut running = command(&["sh", "-c", ignores]).start(&stop).unwrap();
-        std::thread::sleep(Duration::from_millis(200)); // let sh install its trap
-        stop.record(libc::SIGINT); // the first Ctrl-C: terminate sends SIGTERM
+        // Let sh install its trap; then the first Ctrl-C: terminate sends SIGTERM.
+        std::thread::sleep(Duration::from_millis(200));
+        stop.record(libc::SIGINT);
         let pid = Pid::from_raw(running.pid() as i32);
+        let (done, finished) = std::sync::mpsc::channel();
+        let stop = &stop;
         let status = std::thread::scope(|scope| {
-            scope.spawn(|| {
+            scope.spawn(move || {
                 std::thread::sleep(Duration::from_millis(500));
-                stop.record(libc::SIGINT); // the second Ctrl-C
-                                           // Without the kill, fail the test rather than hang: SIGUSR1 ends sh with 138.
-                std::thread::sleep(Duration::from_secs(10));
-                let _ = kill(pid, Signal::SIGUSR1);
+                // The second Ctrl-C.
+                stop.record(libc::SIGINT);
+                // Without the kill, fail the test rather than hang: SIGUSR1 ends sh with 138.
+                if finished.recv_timeout(Duration::from_secs(10)).is_err() {
+                    let _ = kill(pid, Signal::SIGUSR1);
+                }
             });
-            running.terminate(&stop).unwrap()
+            let status = running.terminate(stop).unwrap();
+            done.send(()).unwrap();
+            status
         });
         assert_eq!(exit_code(status), 128 + 9);
     }
