@@ -55,6 +55,34 @@ fn a_command_that_cannot_start_exits_127_or_126_before_loading() {
 
 #[test]
 #[ignore = "needs the lesson binaries; run by `cargo xtask test`"]
+fn bad_flag_values_are_usage_errors() {
+    // A pid that just became free: a process that has exited and been reaped.
+    let mut gone = Command::new("true").spawn().unwrap();
+    let gone_pid = gone.id().to_string();
+    gone.wait().unwrap();
+    for lesson in LESSONS {
+        let empty = run(lesson, &["--function", ""]);
+        assert_one_error(&empty, 2, &["--function", "the name is empty"]);
+        let spaced = run(lesson, &["--function", "do unlinkat"]);
+        assert_one_error(&spaced, 2, &["--function", "only letters, digits"]);
+
+        let negative = run(lesson, &["--pid", "-1"]);
+        let line = assert_one_error(&negative, 2, &["--pid", "from 1 up"]);
+        // clap's own tip, `-- -1`, would make -1 the command.
+        let stderr = String::from_utf8_lossy(&negative.stderr);
+        assert!(!stderr.contains("-- -1"), "{line}\n{stderr}");
+
+        let missing = run(lesson, &["--pid", &gone_pid]);
+        assert_one_error(
+            &missing,
+            2,
+            &[&format!("no process has pid {gone_pid}"), "pgrep"],
+        );
+    }
+}
+
+#[test]
+#[ignore = "needs the lesson binaries; run by `cargo xtask test`"]
 fn help_says_who_runs_the_command() {
     for lesson in LESSONS {
         let output = run(lesson, &["--help"]);
