@@ -277,7 +277,8 @@ impl Lesson {
         if let Some(mut child) = child {
             let status = match status {
                 Some(status) => status,
-                // --count or --duration ended the watch: the command still gets to finish.
+                // After --count or --duration the command still gets to finish;
+                // after Ctrl-C it is terminated.
                 None => child.finish(&STOP_SIGNALS)?,
             };
             return Ok(ExitCode::from(exit_code(status)));
