@@ -144,6 +144,7 @@ lesson=$!
 sleep 0.3
 kill -INT $lesson; wait $lesson; echo "CHECK early_rc $?"
 if [ -e /tmp/started ]; then echo "CHECK early started"; else echo "CHECK early not_started"; fi
+grep -c 'attached to' /tmp/early.err | sed 's/^/CHECK early_announced /'
 
 # Item 7: a second SIGINT ends the lesson though its command ignores signals.
 "$LESSON02" -- sh -c 'trap "" INT TERM; while :; do sleep 0.2; done' 2>/tmp/twice.err &
@@ -208,6 +209,8 @@ fn load_errors_and_the_command_on_debian_6_12() {
     assert_eq!(one("sudo_unlinks_seen"), "1");
 
     assert_eq!(one("kill9"), "died");
+    let too_late = "the SIGINT came after the attach (start-up under TCG takes seconds)";
+    assert_eq!(one("early_announced"), "0", "{too_late}");
     assert_eq!(one("early_rc"), "130");
     assert_eq!(one("early"), "not_started");
     assert_eq!(
