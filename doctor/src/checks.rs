@@ -6,6 +6,7 @@ use unlink_common::target::UNLINK_FUNCTIONS;
 
 use crate::btf;
 use crate::parse::config::{self, KernelConfig};
+use crate::parse::kallsyms::{self, base_name};
 use crate::parse::{limits, mountinfo, os_release};
 use crate::report::{Item, Section, Status};
 use crate::sysroot::{ReadError, SystemRoot, BTF_PATH};
@@ -558,7 +559,7 @@ fn btf_section(
         Err(err) => Err(err.to_string()),
     };
     facts.btf = btf.is_ok();
-    let in_kallsyms = |name: &str| kallsyms.and_then(|text| kallsyms_lookup(text, name));
+    let in_kallsyms = |name: &str| kallsyms.and_then(|text| kallsyms::lookup(text, name));
     let btf = match btf {
         Ok(btf) => {
             items.push(Item::new("btf.vmlinux", path, Status::Ok, "present"));
@@ -624,42 +625,6 @@ fn btf_section(
     (Section::new("btf", "BTF", items), function)
 }
 
-/// `do_unlinkat.isra.0` -> `do_unlinkat`.
-fn base_name(symbol: &str) -> &str {
-    symbol.split('.').next().unwrap_or(symbol)
-}
-
-/// The text symbol `name` in a kallsyms text, or a compiler-suffixed `name.isra.0`.
-pub fn kallsyms_lookup(kallsyms: &str, name: &str) -> Option<String> {
-    let mut suffixed = None;
-    for line in kallsyms.lines() {
-        // `ADDRESS TYPE NAME [MODULE]` from the kernel, `TYPE NAME [MODULE]` from a snapshot.
-        let mut fields = line.split_whitespace();
-        let (kind, symbol) = match (fields.next(), fields.next()) {
-            (Some(kind), Some(symbol)) if kind.len() == 1 => (kind, symbol),
-            (Some(_address), Some(kind)) => match fields.next() {
-                Some(symbol) => (kind, symbol),
-                None => continue,
-            },
-            _ => continue,
-        };
-        if !matches!(kind, "T" | "t") {
-            continue;
-        }
-        if symbol == name {
-            return Some(symbol.to_string());
-        }
-        if suffixed.is_none()
-            && symbol
-                .strip_prefix(name)
-                .is_some_and(|rest| rest.starts_with('.'))
-        {
-            suffixed = Some(symbol.to_string());
-        }
-    }
-    suffixed
-}
-
 fn tracing(
     root: &SystemRoot,
     function: Option<&str>,
@@ -699,7 +664,7 @@ fn tracing(
     // kallsyms: what a kprobe resolves its symbol against.
     facts.kprobe_pmu = root.exists("/sys/bus/event_source/devices/kprobe");
     items.push(match kallsyms {
-        Ok(text) => match function.and_then(|f| kallsyms_lookup(text, f)) {
+        Ok(text) => match function.and_then(|f| kallsyms::lookup(text, f)) {
             Some(symbol) => {
                 facts.function_in_kallsyms = Some(true);
                 Item::new(
@@ -1131,33 +1096,4 @@ fn privileges(root: &SystemRoot, status: &str, facts: &mut Facts) -> Section {
         ),
     });
     Section::new("privileges", "Privileges", items)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn kallsyms_lookup_prefers_exact_text_symbols() {
-        let text = "ffff T __pfx_do_unlinkat\nffff t do_unlinkat.isra.0\nffff D do_unlinkat\nffff T do_unlinkat\n";
-        assert_eq!(
-            kallsyms_lookup(text, "do_unlinkat").as_deref(),
-            Some("do_unlinkat")
-        );
-        assert_eq!(
-            kallsyms_lookup("ffff t do_unlinkat.isra.0\n", "do_unlinkat").as_deref(),
-            Some("do_unlinkat.isra.0")
-        );
-        assert_eq!(
-            kallsyms_lookup("ffff D do_unlinkat\nffff T do_unlinkat_x\n", "do_unlinkat"),
-            None
-        );
-        assert_eq!(kallsyms_lookup("garbage\n\n", "do_unlinkat"), None);
-        // A snapshot's kallsyms holds no addresses.
-        assert_eq!(
-            kallsyms_lookup("D do_unlinkat\nT do_unlinkat [ext4]\n", "do_unlinkat").as_deref(),
-            Some("do_unlinkat")
-        );
-        assert_eq!(base_name("do_unlinkat.isra.0"), "do_unlinkat");
-    }
 }
