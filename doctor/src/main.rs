@@ -3,6 +3,7 @@
 //! the `--root` snapshot layout.
 
 mod btf;
+mod check_ids;
 mod checks;
 mod explain;
 mod live;

@@ -9,6 +9,8 @@ use colored::Colorize;
 use serde::Serialize;
 use unlink_common::failures::{self, Failure, Probe};
 
+use crate::check_ids::{CheckId, SectionId};
+
 /// The JSON schema's name and version; bump the number on incompatible changes.
 pub const SCHEMA: &str = "unlink-doctor/1";
 
@@ -46,7 +48,7 @@ impl Status {
 #[derive(Debug, Clone, Serialize)]
 pub struct Item {
     /// Stable id such as `config.kprobes` or `live.fentry`.
-    pub id: &'static str,
+    pub id: CheckId,
     pub label: String,
     pub status: Status,
     pub value: String,
@@ -59,8 +61,14 @@ pub struct Item {
 }
 
 impl Item {
-    pub fn new(
-        id: &'static str,
+    /// The item under its check's own label.
+    pub fn new(id: CheckId, status: Status, value: impl Into<String>) -> Item {
+        Item::labelled(id, id.label(), status, value)
+    }
+
+    /// The item under a label that says more than its check's own.
+    pub fn labelled(
+        id: CheckId,
         label: impl Into<String>,
         status: Status,
         value: impl Into<String>,
@@ -147,7 +155,7 @@ pub fn doc_link(failure: &Failure) -> String {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Section {
-    pub id: &'static str,
+    pub id: SectionId,
     pub title: &'static str,
     /// The worst status of the items (`ok` for only info items).
     pub status: Status,
@@ -155,7 +163,7 @@ pub struct Section {
 }
 
 impl Section {
-    pub fn new(id: &'static str, title: &'static str, items: Vec<Item>) -> Section {
+    pub fn new(id: SectionId, items: Vec<Item>) -> Section {
         let status = items
             .iter()
             .map(|i| i.status)
@@ -164,7 +172,7 @@ impl Section {
             .max(Status::Ok);
         Section {
             id,
-            title,
+            title: id.title(),
             status,
             items,
         }
@@ -320,10 +328,11 @@ mod tests {
     #[test]
     fn sections_show_their_worst_item_and_items_their_fix() {
         let items = vec![
-            Item::new("a", "a", Status::Info, "x"),
-            Item::new("b", "b", Status::Fail, "not set").failure("no-kprobes", Probe::Kprobe),
+            Item::new(CheckId::ConfigSource, Status::Info, "x"),
+            Item::new(CheckId::ConfigKprobes, Status::Fail, "not set")
+                .failure("no-kprobes", Probe::Kprobe),
         ];
-        let section = Section::new("s", "S", items);
+        let section = Section::new(SectionId::Config, items);
         assert_eq!(section.status, Status::Fail);
         let advice = section.items[1].advice.as_deref().unwrap();
         assert!(
@@ -331,7 +340,11 @@ mod tests {
             "{advice}"
         );
         assert_eq!(
-            Section::new("s", "S", vec![Item::new("a", "a", Status::Info, "x")]).status,
+            Section::new(
+                SectionId::System,
+                vec![Item::new(CheckId::SystemKernel, Status::Info, "x")]
+            )
+            .status,
             Status::Ok
         );
     }

@@ -4,6 +4,7 @@ use unlink_common::failures::{Facts, Probe};
 use unlink_common::target::UNLINK_FUNCTIONS;
 
 use crate::btf;
+use crate::check_ids::{CheckId, SectionId};
 use crate::parse::kallsyms::{self, base_name};
 use crate::report::{Item, Section, Status};
 use crate::sysroot::{SystemRoot, BTF_PATH};
@@ -25,7 +26,7 @@ pub fn section(
     let in_kallsyms = |name: &str| kallsyms.and_then(|text| kallsyms::lookup(text, name));
     let btf = match btf {
         Ok(btf) => {
-            items.push(Item::new("btf.vmlinux", path, Status::Ok, "present"));
+            items.push(Item::new(CheckId::BtfVmlinux, Status::Ok, "present"));
             btf
         }
         Err(why) => {
@@ -36,7 +37,7 @@ pub fn section(
                 format!("unusable: {why}")
             };
             items.push(
-                Item::new("btf.vmlinux", path, Status::Fail, value)
+                Item::new(CheckId::BtfVmlinux, Status::Fail, value)
                     .failure("no-btf", Probe::Fentry),
             );
             let function = requested.map(str::to_string).or_else(|| {
@@ -45,7 +46,7 @@ pub fn section(
                     .find_map(|name| in_kallsyms(name))
                     .map(|s| base_name(&s).to_string())
             });
-            return (Section::new("btf", "BTF", items), function);
+            return (Section::new(SectionId::Btf, items), function);
         }
     };
     let found = match requested {
@@ -60,21 +61,20 @@ pub fn section(
     let function = match found {
         Ok(function) => {
             items.push(Item::new(
-                "btf.function",
-                "unlink function",
+                CheckId::BtfFunction,
                 Status::Ok,
                 function.prototype.clone(),
             ));
             items.push(match &function.mismatch {
-                None => Item::new("btf.prototype", "matches the lessons", Status::Ok, "(int dfd, struct filename *name)"),
-                Some(why) => Item::new("btf.prototype", "matches the lessons", Status::Warn, why.clone())
+                None => Item::new(CheckId::BtfPrototype, Status::Ok, "(int dfd, struct filename *name)"),
+                Some(why) => Item::new(CheckId::BtfPrototype, Status::Warn, why.clone())
                     .advice("the programs may read wrong arguments: report it with `unlink-doctor --report`"),
             });
             Some(function.name)
         }
         Err(why) => {
             items.push(
-                Item::new("btf.function", "unlink function", Status::Fail, why)
+                Item::new(CheckId::BtfFunction, Status::Fail, why)
                     .failure("function-not-found", Probe::Fentry),
             );
             requested.map(str::to_string).or_else(|| {
@@ -85,5 +85,5 @@ pub fn section(
             })
         }
     };
-    (Section::new("btf", "BTF", items), function)
+    (Section::new(SectionId::Btf, items), function)
 }

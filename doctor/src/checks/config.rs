@@ -2,6 +2,7 @@
 
 use unlink_common::failures::{Facts, Probe};
 
+use crate::check_ids::{CheckId, SectionId};
 use crate::parse::config::{self, KernelConfig};
 use crate::report::{Item, Section, Status};
 use crate::sysroot::{ReadError, SystemRoot};
@@ -38,23 +39,20 @@ pub fn find(root: &SystemRoot, release: &str) -> ConfigSearch {
 /// A kernel option a lesson depends on.
 #[derive(Clone, Copy)]
 struct ConfigOption {
-    name: &'static str,
-    /// The item's stable id.
-    id: &'static str,
+    /// Its label is `CONFIG_` and the option's name.
+    check: CheckId,
     /// The catalogue entry when it is not set, and the lesson it breaks; `None`: informational.
     failure: Option<(&'static str, Probe)>,
     needed_by: &'static str,
 }
 
 const fn option(
-    name: &'static str,
-    id: &'static str,
+    check: CheckId,
     failure: Option<(&'static str, Probe)>,
     needed_by: &'static str,
 ) -> ConfigOption {
     ConfigOption {
-        name,
-        id,
+        check,
         failure,
         needed_by,
     }
@@ -62,77 +60,68 @@ const fn option(
 
 const OPTIONS: &[ConfigOption] = &[
     option(
-        "BPF",
-        "config.bpf",
+        CheckId::ConfigBpf,
         Some(("no-bpf-syscall", Probe::Kprobe)),
         "both lessons",
     ),
     option(
-        "BPF_SYSCALL",
-        "config.bpf_syscall",
+        CheckId::ConfigBpfSyscall,
         Some(("no-bpf-syscall", Probe::Kprobe)),
         "both lessons: the bpf() system call",
     ),
     option(
-        "BPF_JIT",
-        "config.bpf_jit",
+        CheckId::ConfigBpfJit,
         Some(("fentry-not-supported", Probe::Fentry)),
         "lesson-03: trampolines are JIT code",
     ),
     option(
-        "DEBUG_INFO_BTF",
-        "config.debug_info_btf",
+        CheckId::ConfigDebugInfoBtf,
         Some(("no-btf", Probe::Kprobe)),
         "both lessons: CO-RE and fentry need kernel BTF",
     ),
     option(
-        "KPROBES",
-        "config.kprobes",
+        CheckId::ConfigKprobes,
         Some(("no-kprobes", Probe::Kprobe)),
         "lesson-02",
     ),
     option(
-        "KPROBE_EVENTS",
-        "config.kprobe_events",
+        CheckId::ConfigKprobeEvents,
         Some(("no-kprobes", Probe::Kprobe)),
         "lesson-02: the kprobe PMU and kprobe_events",
     ),
     option(
-        "BPF_EVENTS",
-        "config.bpf_events",
+        CheckId::ConfigBpfEvents,
         Some(("no-kprobes", Probe::Kprobe)),
         "lesson-02: BPF programs on kprobes",
     ),
+    option(CheckId::ConfigFtrace, None, "tracefs and function tracing"),
     option(
-        "FTRACE",
-        "config.ftrace",
-        None,
-        "tracefs and function tracing",
-    ),
-    option(
-        "FUNCTION_TRACER",
-        "config.function_tracer",
+        CheckId::ConfigFunctionTracer,
         Some(("fentry-busy", Probe::Fentry)),
         "lesson-03",
     ),
     option(
-        "DYNAMIC_FTRACE",
-        "config.dynamic_ftrace",
+        CheckId::ConfigDynamicFtrace,
         Some(("fentry-busy", Probe::Fentry)),
         "lesson-03",
     ),
     option(
-        "DYNAMIC_FTRACE_WITH_DIRECT_CALLS",
-        "config.dynamic_ftrace_with_direct_calls",
+        CheckId::ConfigDynamicFtraceWithDirectCalls,
         Some(("fentry-not-supported", Probe::Fentry)),
         "lesson-03: trampolines on kernel functions",
     ),
 ];
 
+impl ConfigOption {
+    /// `BPF` for `CONFIG_BPF`, as the config file spells it without the prefix.
+    fn name(self) -> &'static str {
+        self.check.label().trim_start_matches("CONFIG_")
+    }
+}
+
 /// arm64 attaches trampolines through ftrace's argument passing as well.
 const ARM64_OPTION: ConfigOption = option(
-    "DYNAMIC_FTRACE_WITH_ARGS",
-    "config.dynamic_ftrace_with_args",
+    CheckId::ConfigDynamicFtraceWithArgs,
     Some(("fentry-not-supported", Probe::Fentry)),
     "lesson-03 on arm64 (with direct calls)",
 );
@@ -140,26 +129,21 @@ const ARM64_OPTION: ConfigOption = option(
 pub fn section(search: &ConfigSearch, arch: Option<&str>, facts: &mut Facts) -> Section {
     let mut items = Vec::new();
     for (path, why) in &search.unusable {
-        items.push(Item::new(
-            "config.unusable",
-            format!("config {path}"),
+        items.push(Item::labelled(
+            CheckId::ConfigUnusable,
+            format!("{} {path}", CheckId::ConfigUnusable.label()),
             Status::Warn,
             format!("unusable: {why}"),
         ));
     }
     let Some((path, config)) = &search.found else {
         items.push(
-            Item::new("config.source", "kernel config", Status::Warn, format!("none found (tried {})", search.tried.join(", ")))
+            Item::new(CheckId::ConfigSource, Status::Warn, format!("none found (tried {})", search.tried.join(", ")))
                 .advice("the kernel options cannot be checked; `modprobe configs` may create /proc/config.gz"),
         );
-        return Section::new("config", "Kernel config", items);
+        return Section::new(SectionId::Config, items);
     };
-    items.push(Item::new(
-        "config.source",
-        "kernel config",
-        Status::Ok,
-        path.clone(),
-    ));
+    items.push(Item::new(CheckId::ConfigSource, Status::Ok, path.clone()));
     let on = |name: &str| config.enabled(name);
     facts.config_bpf_syscall = Some(on("BPF") && on("BPF_SYSCALL"));
     facts.config_kprobes = Some(on("KPROBES") && on("KPROBE_EVENTS"));
@@ -169,28 +153,25 @@ pub fn section(search: &ConfigSearch, arch: Option<&str>, facts: &mut Facts) -> 
     if arch == Some("aarch64") {
         options.push(ARM64_OPTION);
     }
-    for ConfigOption {
-        name,
-        id,
-        failure,
-        needed_by,
-    } in options
-    {
-        let label = format!("CONFIG_{name}");
-        let item = match (config.get(name), failure) {
-            (Some(value), _) => Item::new(id, label, Status::Ok, value.to_string()),
+    for option in options {
+        let ConfigOption {
+            check,
+            failure,
+            needed_by,
+        } = option;
+        let item = match (config.get(option.name()), failure) {
+            (Some(value), _) => Item::new(check, Status::Ok, value.to_string()),
             (None, Some((failure, probe))) => Item::new(
-                id,
-                label,
+                check,
                 Status::Fail,
                 format!("not set (needed by {needed_by})"),
             )
             .failure(failure, probe),
-            (None, None) => Item::new(id, label, Status::Warn, format!("not set ({needed_by})")),
+            (None, None) => Item::new(check, Status::Warn, format!("not set ({needed_by})")),
         };
         items.push(item);
     }
-    Section::new("config", "Kernel config", items)
+    Section::new(SectionId::Config, items)
 }
 
 /// A config that says an option is not set although the running kernel plainly has what
@@ -198,40 +179,43 @@ pub fn section(search: &ConfigSearch, arch: Option<&str>, facts: &mut Facts) -> 
 /// kernel's evidence decides, and the config's items become warnings about the file.
 pub fn overrule_stale(section: &mut Section, path: &str, facts: &mut Facts) {
     let ftrace = facts.function_traceable.is_some() || facts.function_tracing_locked;
-    let evidence: [(bool, &[&str], &str); 3] = [
+    let evidence: [(bool, &[CheckId], &str); 3] = [
         (
             facts.kprobe_pmu || facts.kprobe_events,
-            &["KPROBES", "KPROBE_EVENTS"],
+            &[CheckId::ConfigKprobes, CheckId::ConfigKprobeEvents],
             "the kernel has kprobes (kprobe PMU or kprobe_events)",
         ),
         (
             facts.btf,
-            &["DEBUG_INFO_BTF"],
+            &[CheckId::ConfigDebugInfoBtf],
             "the kernel has BTF (/sys/kernel/btf/vmlinux)",
         ),
         (
             ftrace,
-            &["FTRACE", "FUNCTION_TRACER", "DYNAMIC_FTRACE"],
+            &[
+                CheckId::ConfigFtrace,
+                CheckId::ConfigFunctionTracer,
+                CheckId::ConfigDynamicFtrace,
+            ],
             "the kernel traces functions (available_filter_functions)",
         ),
     ];
     let mut contradicted = Vec::new();
     let mut items = std::mem::take(&mut section.items);
-    for (_, names, why) in evidence.into_iter().filter(|(seen, ..)| *seen) {
-        for option in OPTIONS.iter().filter(|o| names.contains(&o.name)) {
-            let Some(item) = items.iter_mut().find(|i| i.id == option.id) else {
+    for (_, checks, why) in evidence.into_iter().filter(|(seen, ..)| *seen) {
+        for check in OPTIONS
+            .iter()
+            .map(|o| o.check)
+            .filter(|c| checks.contains(c))
+        {
+            let Some(item) = items.iter_mut().find(|i| i.id == check) else {
                 continue;
             };
             if item.status == Status::Ok {
                 continue;
             }
-            *item = Item::new(
-                option.id,
-                format!("CONFIG_{}", option.name),
-                Status::Warn,
-                format!("not set in {path}, but {why}"),
-            );
-            contradicted.push(format!("CONFIG_{}", option.name));
+            *item = Item::new(check, Status::Warn, format!("not set in {path}, but {why}"));
+            contradicted.push(check.label());
         }
     }
     if contradicted.is_empty() {
@@ -245,10 +229,7 @@ pub fn overrule_stale(section: &mut Section, path: &str, facts: &mut Facts) {
         facts.config_ftrace = Some(true);
     }
     items.push(
-        Item::new(
-            "config.stale",
-            "kernel config",
-            Status::Warn,
+        Item::new(CheckId::ConfigStale, Status::Warn,
             format!(
                 "{path} contradicts the running kernel ({}): stale, or another kernel's; the running kernel decides",
                 contradicted.join(", ")
@@ -256,5 +237,5 @@ pub fn overrule_stale(section: &mut Section, path: &str, facts: &mut Facts) {
         )
         .advice("find the running kernel's own config (`/proc/config.gz` after `sudo modprobe configs`, or /boot/config-$(uname -r))"),
     );
-    *section = Section::new(section.id, section.title, items);
+    *section = Section::new(section.id, items);
 }

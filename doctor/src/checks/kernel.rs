@@ -3,6 +3,7 @@
 use unlink_common::failures::{self, Facts, Probe};
 
 use super::system::Uname;
+use crate::check_ids::{CheckId, SectionId};
 use crate::report::{Item, Section, Status};
 
 pub fn section(uname: &Uname, facts: &mut Facts) -> Section {
@@ -16,8 +17,7 @@ pub fn section(uname: &Uname, facts: &mut Facts) -> Section {
     let (min_major, min_minor) = failures::LESSONS_MIN_VERSION;
     items.push(match version {
         Some(v) if v >= failures::LESSONS_MIN_VERSION => Item::new(
-            "kernel.version",
-            "version",
+            CheckId::KernelVersion,
             Status::Ok,
             format!(
                 "{}.{} (the lessons need >= {min_major}.{min_minor})",
@@ -25,8 +25,7 @@ pub fn section(uname: &Uname, facts: &mut Facts) -> Section {
             ),
         ),
         Some(v) => Item::new(
-            "kernel.version",
-            "version",
+            CheckId::KernelVersion,
             Status::Fail,
             format!(
                 "{}.{} (the lessons need >= {min_major}.{min_minor})",
@@ -35,16 +34,14 @@ pub fn section(uname: &Uname, facts: &mut Facts) -> Section {
         )
         .failure("kernel-too-old", Probe::Kprobe),
         None => Item::new(
-            "kernel.version",
-            "version",
+            CheckId::KernelVersion,
             Status::Warn,
             format!("cannot parse {:?}", uname.release.as_deref().unwrap_or("")),
         )
         .advice("check `uname -r` by hand: the lessons need >= 5.8"),
     });
     items.push(Item::new(
-        "kernel.kprobe",
-        "kprobe/kretprobe",
+        CheckId::KernelKprobe,
         Status::Ok,
         "any architecture, any version the lessons run on",
     ));
@@ -55,28 +52,26 @@ pub fn section(uname: &Uname, facts: &mut Facts) -> Section {
                 let about = if needs.approximate { "about " } else { "" };
                 let value = format!("{arch} needs {about}>= {major}.{minor}: {}", needs.why);
                 match (v >= needs.min_version, needs.approximate) {
-                    (true, _) => Item::new("kernel.fentry", "fentry/fexit", Status::Ok, value),
-                    (false, false) => Item::new("kernel.fentry", "fentry/fexit", Status::Fail, value)
+                    (true, _) => Item::new(CheckId::KernelFentry, Status::Ok, value),
+                    (false, false) => Item::new(CheckId::KernelFentry, Status::Fail, value)
                         .failure("fentry-not-supported", Probe::Fentry),
-                    (false, true) => Item::new("kernel.fentry", "fentry/fexit", Status::Warn, value)
+                    (false, true) => Item::new(CheckId::KernelFentry, Status::Warn, value)
                         .advice("the version is approximate: only the live check (`sudo unlink-doctor`) tells"),
                 }
             }
             None => Item::new(
-                "kernel.fentry",
-                "fentry/fexit",
+                CheckId::KernelFentry,
                 Status::Warn,
                 format!("{arch}: no known BPF trampoline support"),
             )
             .advice("only the live check (`sudo unlink-doctor`) tells"),
         },
         _ => Item::new(
-            "kernel.fentry",
-            "fentry/fexit",
+            CheckId::KernelFentry,
             Status::Skipped,
             "unknown architecture or version",
         ),
     };
     items.push(fentry);
-    Section::new("kernel", "Kernel version", items)
+    Section::new(SectionId::Kernel, items)
 }

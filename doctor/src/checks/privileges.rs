@@ -2,6 +2,7 @@
 
 use unlink_common::failures::{self, Facts, Probe};
 
+use crate::check_ids::{CheckId, SectionId};
 use crate::parse::limits;
 use crate::report::{Item, Section, Status};
 use crate::sysroot::SystemRoot;
@@ -14,17 +15,15 @@ pub fn section(root: &SystemRoot, status: &str, facts: &mut Facts) -> Section {
         .and_then(|uids| uids.split_whitespace().nth(1)?.parse().ok());
     facts.euid = euid;
     items.push(match euid {
-        Some(0) => Item::new("privileges.euid", "effective uid", Status::Ok, "0 (root)"),
+        Some(0) => Item::new(CheckId::PrivilegesEuid, Status::Ok, "0 (root)"),
         Some(uid) => Item::new(
-            "privileges.euid",
-            "effective uid",
+            CheckId::PrivilegesEuid,
             Status::Warn,
             format!("{uid} (not root)"),
         )
         .advice("the lessons and the live check need root: `sudo unlink-doctor`"),
         None => Item::new(
-            "privileges.euid",
-            "effective uid",
+            CheckId::PrivilegesEuid,
             Status::Warn,
             "unknown (/proc/self/status unreadable)",
         ),
@@ -51,15 +50,13 @@ pub fn section(root: &SystemRoot, status: &str, facts: &mut Facts) -> Section {
     };
     items.push(match caps {
         Some(caps) if failures::capabilities_suffice(caps) => Item::new(
-            "privileges.capabilities",
-            "effective capabilities",
+            CheckId::PrivilegesCapabilities,
             Status::Ok,
             format!("{} (CapEff {caps:016x})", cap_names(caps)),
         ),
         Some(caps) => {
             let item = Item::new(
-                "privileges.capabilities",
-                "effective capabilities",
+                CheckId::PrivilegesCapabilities,
                 Status::Fail,
                 format!("{} (CapEff {caps:016x})", cap_names(caps)),
             );
@@ -69,22 +66,15 @@ pub fn section(root: &SystemRoot, status: &str, facts: &mut Facts) -> Section {
             }
         }
         None => Item::new(
-            "privileges.capabilities",
-            "effective capabilities",
+            CheckId::PrivilegesCapabilities,
             Status::Warn,
             "unknown (no CapEff in /proc/self/status)",
         ),
     });
     items.push(match facts.user_namespace {
-        false => Item::new(
-            "privileges.user_namespace",
-            "user namespace",
-            Status::Ok,
-            "initial",
-        ),
+        false => Item::new(CheckId::PrivilegesUserNamespace, Status::Ok, "initial"),
         true => Item::new(
-            "privileges.user_namespace",
-            "user namespace",
+            CheckId::PrivilegesUserNamespace,
             Status::Fail,
             format!(
                 "not the initial one (uid_map {})",
@@ -95,38 +85,31 @@ pub fn section(root: &SystemRoot, status: &str, facts: &mut Facts) -> Section {
     });
     facts.seccomp = failures::status_field(status, "Seccomp:").and_then(|mode| mode.parse().ok());
     items.push(match facts.seccomp {
-        Some(0) => Item::new("privileges.seccomp", "seccomp", Status::Ok, "off"),
-        Some(2) => Item::new(
-            "privileges.seccomp",
-            "seccomp",
-            Status::Warn,
-            "filter (mode 2)",
-        )
-        .advice("a container's seccomp profile can block bpf() with EPERM"),
+        Some(0) => Item::new(CheckId::PrivilegesSeccomp, Status::Ok, "off"),
+        Some(2) => Item::new(CheckId::PrivilegesSeccomp, Status::Warn, "filter (mode 2)")
+            .advice("a container's seccomp profile can block bpf() with EPERM"),
         Some(mode) => Item::new(
-            "privileges.seccomp",
-            "seccomp",
+            CheckId::PrivilegesSeccomp,
             Status::Warn,
             format!("mode {mode}"),
         ),
-        None => Item::new("privileges.seccomp", "seccomp", Status::Info, "unknown"),
+        None => Item::new(CheckId::PrivilegesSeccomp, Status::Info, "unknown"),
     });
-    for (id, path, note) in [
+    for (check, path, note) in [
         (
-            "privileges.unprivileged_bpf_disabled",
+            CheckId::PrivilegesUnprivilegedBpfDisabled,
             "/proc/sys/kernel/unprivileged_bpf_disabled",
             "tracing programs need privileges whatever it says",
         ),
         (
-            "privileges.perf_event_paranoid",
+            CheckId::PrivilegesPerfEventParanoid,
             "/proc/sys/kernel/perf_event_paranoid",
             "root and CAP_PERFMON are exempt",
         ),
     ] {
-        let label = path.rsplit('/').next().unwrap_or(path);
         items.push(match root.read_line(path) {
-            Some(value) => Item::new(id, label, Status::Info, format!("{value} ({note})")),
-            None => Item::new(id, label, Status::Info, "unknown"),
+            Some(value) => Item::new(check, Status::Info, format!("{value} ({note})")),
+            None => Item::new(check, Status::Info, "unknown"),
         });
     }
     let lockdown = root.read_line("/sys/kernel/security/lockdown");
@@ -135,13 +118,12 @@ pub fn section(root: &SystemRoot, status: &str, facts: &mut Facts) -> Section {
         .is_some_and(|l| l.contains("[confidentiality]"));
     items.push(match lockdown {
         Some(mode) if facts.lockdown_confidentiality => {
-            Item::new("privileges.lockdown", "lockdown", Status::Fail, mode)
+            Item::new(CheckId::PrivilegesLockdown, Status::Fail, mode)
                 .failure("lockdown", Probe::Kprobe)
         }
-        Some(mode) => Item::new("privileges.lockdown", "lockdown", Status::Ok, mode),
+        Some(mode) => Item::new(CheckId::PrivilegesLockdown, Status::Ok, mode),
         None => Item::new(
-            "privileges.lockdown",
-            "lockdown",
+            CheckId::PrivilegesLockdown,
             Status::Info,
             "unknown (securityfs not mounted, or no lockdown LSM)",
         ),
@@ -166,32 +148,24 @@ pub fn section(root: &SystemRoot, status: &str, facts: &mut Facts) -> Section {
     };
     items.push(match (memlock, charged) {
         (Some(limit), false) => Item::new(
-            "privileges.memlock",
-            "RLIMIT_MEMLOCK",
+            CheckId::PrivilegesMemlock,
             Status::Info,
             format!("{} (not charged since 5.11)", shown(limit.soft)),
         ),
         (Some(limit), true) => match facts.memlock_limit {
             Some(bytes) if bytes < failures::MEMLOCK_NEEDED => Item::new(
-                "privileges.memlock",
-                "RLIMIT_MEMLOCK",
+                CheckId::PrivilegesMemlock,
                 Status::Fail,
                 format!("{} and cannot be raised", shown(limit.soft)),
             )
             .failure("memlock-limit", Probe::Kprobe),
             _ => Item::new(
-                "privileges.memlock",
-                "RLIMIT_MEMLOCK",
+                CheckId::PrivilegesMemlock,
                 Status::Ok,
                 format!("{} (libbpf raises it as needed)", shown(limit.soft)),
             ),
         },
-        (None, _) => Item::new(
-            "privileges.memlock",
-            "RLIMIT_MEMLOCK",
-            Status::Info,
-            "unknown",
-        ),
+        (None, _) => Item::new(CheckId::PrivilegesMemlock, Status::Info, "unknown"),
     });
-    Section::new("privileges", "Privileges", items)
+    Section::new(SectionId::Privileges, items)
 }

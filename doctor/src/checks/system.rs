@@ -2,6 +2,7 @@
 
 use unlink_common::failures;
 
+use crate::check_ids::{CheckId, SectionId};
 use crate::parse::config::KernelConfig;
 use crate::parse::{mountinfo, os_release};
 use crate::report::{Item, Section, Status};
@@ -49,8 +50,7 @@ pub fn section(root: &SystemRoot, uname: &Uname) -> Section {
     let mut items = Vec::new();
     let kernel = match (&uname.ostype, &uname.release, &uname.version) {
         (ostype, Some(release), version) => Item::new(
-            "system.kernel",
-            "kernel (uname -srv)",
+            CheckId::SystemKernel,
             Status::Info,
             [
                 ostype.as_deref(),
@@ -62,8 +62,8 @@ pub fn section(root: &SystemRoot, uname: &Uname) -> Section {
             .collect::<Vec<_>>()
             .join(" "),
         ),
-        (_, None, _) => Item::new(
-            "system.kernel",
+        (_, None, _) => Item::labelled(
+            CheckId::SystemKernel,
             "kernel (uname -r)",
             Status::Warn,
             match root.read_text("/proc/sys/kernel/osrelease") {
@@ -76,18 +76,13 @@ pub fn section(root: &SystemRoot, uname: &Uname) -> Section {
     items.push(kernel);
     items.push(match &uname.machine {
         Some(machine) => Item::new(
-            "system.machine",
-            "machine (uname -m)",
+            CheckId::SystemMachine,
             Status::Info,
             format!("{machine} (from {})", uname.machine_source),
         ),
-        None => Item::new(
-            "system.machine",
-            "machine (uname -m)",
-            Status::Warn,
-            "unknown",
-        )
-        .advice("a snapshot needs /proc/sys/kernel/arch or a kernel config (see doctor/README.md)"),
+        None => Item::new(CheckId::SystemMachine, Status::Warn, "unknown").advice(
+            "a snapshot needs /proc/sys/kernel/arch or a kernel config (see doctor/README.md)",
+        ),
     });
     let distribution = ["/etc/os-release", "/usr/lib/os-release"]
         .iter()
@@ -97,15 +92,13 @@ pub fn section(root: &SystemRoot, uname: &Uname) -> Section {
                 .and_then(|text| os_release::pretty_name(&os_release::parse(&text)))
         });
     items.push(Item::new(
-        "system.distribution",
-        "distribution",
+        CheckId::SystemDistribution,
         Status::Info,
         distribution.unwrap_or_else(|| "unknown (no /etc/os-release)".to_string()),
     ));
     let hints = environment_hints(root, uname);
     items.push(Item::new(
-        "system.environment",
-        "environment",
+        CheckId::SystemEnvironment,
         Status::Info,
         if hints.is_empty() {
             "no container, WSL or VM hints".to_string()
@@ -113,7 +106,7 @@ pub fn section(root: &SystemRoot, uname: &Uname) -> Section {
             hints.join("; ")
         },
     ));
-    Section::new("system", "System", items)
+    Section::new(SectionId::System, items)
 }
 
 /// Signs of a container, WSL or a virtual machine, for the bug report.

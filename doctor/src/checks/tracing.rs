@@ -3,6 +3,7 @@
 
 use unlink_common::failures::{Facts, Probe};
 
+use crate::check_ids::{CheckId, SectionId};
 use crate::parse::kallsyms::{self, base_name};
 use crate::parse::mountinfo;
 use crate::report::{Item, Section, Status};
@@ -29,15 +30,14 @@ pub fn section(
                 || tracefs.contains(&dir.as_str())
         });
     items.push(match tracefs.is_empty() {
-        false => Item::new("tracing.tracefs", "tracefs", Status::Ok, tracefs.join(", ")),
-        true => Item::new("tracing.tracefs", "tracefs", Status::Warn, "not mounted")
+        false => Item::new(CheckId::TracingTracefs, Status::Ok, tracefs.join(", ")),
+        true => Item::new(CheckId::TracingTracefs, Status::Warn, "not mounted")
             .failure("tracefs-unavailable", Probe::Kprobe),
     });
     items.push(match debugfs.is_empty() {
-        false => Item::new("tracing.debugfs", "debugfs", Status::Ok, debugfs.join(", ")),
+        false => Item::new(CheckId::TracingDebugfs, Status::Ok, debugfs.join(", ")),
         true => Item::new(
-            "tracing.debugfs",
-            "debugfs",
+            CheckId::TracingDebugfs,
             Status::Info,
             "not mounted (only the kprobe blacklist lives there)",
         ),
@@ -51,8 +51,7 @@ pub fn section(
             Some(symbol) => {
                 facts.function_in_kallsyms = Some(true);
                 Item::new(
-                    "tracing.kallsyms",
-                    "/proc/kallsyms",
+                    CheckId::TracingKallsyms,
                     Status::Ok,
                     format!("{symbol} is a text symbol"),
                 )
@@ -60,8 +59,7 @@ pub fn section(
             None => {
                 facts.function_in_kallsyms = Some(false);
                 Item::new(
-                    "tracing.kallsyms",
-                    "/proc/kallsyms",
+                    CheckId::TracingKallsyms,
                     Status::Fail,
                     format!("no text symbol {function_label}"),
                 )
@@ -69,22 +67,19 @@ pub fn section(
             }
         },
         Err(err) => Item::new(
-            "tracing.kallsyms",
-            "/proc/kallsyms",
+            CheckId::TracingKallsyms,
             Status::Warn,
             format!("unreadable: {err}"),
         ),
     });
     items.push(match facts.kprobe_pmu {
         true => Item::new(
-            "tracing.kprobe_pmu",
-            "kprobe PMU",
+            CheckId::TracingKprobePmu,
             Status::Ok,
             "/sys/bus/event_source/devices/kprobe",
         ),
         false => Item::new(
-            "tracing.kprobe_pmu",
-            "kprobe PMU",
+            CheckId::TracingKprobePmu,
             Status::Fail,
             "missing (/sys/bus/event_source/devices/kprobe)",
         )
@@ -95,31 +90,23 @@ pub fn section(
         .map(|dir| format!("{dir}/kprobe_events"));
     facts.kprobe_events = kprobe_events.as_ref().is_some_and(|path| root.exists(path));
     items.push(match (&kprobe_events, facts.kprobe_events) {
-        (Some(path), true) => Item::new(
-            "tracing.kprobe_events",
-            "kprobe_events",
-            Status::Ok,
-            path.clone(),
-        ),
+        (Some(path), true) => Item::new(CheckId::TracingKprobeEvents, Status::Ok, path.clone()),
         (Some(path), false) => Item::new(
-            "tracing.kprobe_events",
-            "kprobe_events",
+            CheckId::TracingKprobeEvents,
             Status::Info,
             format!("{path} missing"),
         ),
         (None, _) => Item::new(
-            "tracing.kprobe_events",
-            "kprobe_events",
+            CheckId::TracingKprobeEvents,
             Status::Skipped,
             "tracefs not mounted",
         ),
     });
     if !facts.kprobe_pmu && facts.kprobe_events {
         // libbpf falls back to the legacy interface: lesson-02 still works.
-        if let Some(item) = items.iter_mut().find(|i| i.id == "tracing.kprobe_pmu") {
+        if let Some(item) = items.iter_mut().find(|i| i.id == CheckId::TracingKprobePmu) {
             *item = Item::new(
-                "tracing.kprobe_pmu",
-                "kprobe PMU",
+                CheckId::TracingKprobePmu,
                 Status::Warn,
                 "missing; libbpf will use kprobe_events instead",
             );
@@ -132,15 +119,13 @@ pub fn section(
         .map(|dir| format!("{dir}/available_filter_functions"));
     items.push(match (&filter_functions, function) {
         (None, _) => Item::new(
-            "tracing.filter_functions",
-            "available_filter_functions",
+            CheckId::TracingFilterFunctions,
             Status::Skipped,
             "tracefs not mounted",
         )
         .advice("mount it to check: `sudo mount -t tracefs nodev /sys/kernel/tracing`"),
         (Some(_), None) => Item::new(
-            "tracing.filter_functions",
-            "available_filter_functions",
+            CheckId::TracingFilterFunctions,
             Status::Skipped,
             "no function to look for",
         ),
@@ -152,14 +137,12 @@ pub fn section(
                 facts.function_traceable = Some(listed);
                 match listed {
                     true => Item::new(
-                        "tracing.filter_functions",
-                        "available_filter_functions",
+                        CheckId::TracingFilterFunctions,
                         Status::Ok,
                         format!("lists {function}"),
                     ),
                     false => Item::new(
-                        "tracing.filter_functions",
-                        "available_filter_functions",
+                        CheckId::TracingFilterFunctions,
                         Status::Fail,
                         format!("does not list {function} (notrace)"),
                     )
@@ -169,23 +152,20 @@ pub fn section(
             Err(err) if err.is_permission() && privileged => {
                 facts.function_tracing_locked = true;
                 Item::new(
-                    "tracing.filter_functions",
-                    "available_filter_functions",
+                    CheckId::TracingFilterFunctions,
                     Status::Fail,
                     format!("unreadable although privileged: {err}"),
                 )
                 .failure("tracing-refused", Probe::Fentry)
             }
             Err(err) if err.is_permission() => Item::new(
-                "tracing.filter_functions",
-                "available_filter_functions",
+                CheckId::TracingFilterFunctions,
                 Status::Skipped,
                 format!("unreadable: {err}"),
             )
             .advice("needs root: `sudo unlink-doctor`"),
             Err(err) => Item::new(
-                "tracing.filter_functions",
-                "available_filter_functions",
+                CheckId::TracingFilterFunctions,
                 Status::Warn,
                 format!("unreadable: {err}"),
             ),
@@ -196,14 +176,12 @@ pub fn section(
         .map(|dir| format!("{dir}/kprobes/blacklist"));
     items.push(match (&blacklist, function) {
         (None, _) => Item::new(
-            "tracing.kprobe_blacklist",
-            "kprobe blacklist",
+            CheckId::TracingKprobeBlacklist,
             Status::Skipped,
             "debugfs not mounted",
         ),
         (Some(_), None) => Item::new(
-            "tracing.kprobe_blacklist",
-            "kprobe blacklist",
+            CheckId::TracingKprobeBlacklist,
             Status::Skipped,
             "no function to look for",
         ),
@@ -215,14 +193,12 @@ pub fn section(
                 facts.kprobe_blacklisted = Some(listed);
                 match listed {
                     false => Item::new(
-                        "tracing.kprobe_blacklist",
-                        "kprobe blacklist",
+                        CheckId::TracingKprobeBlacklist,
                         Status::Ok,
                         format!("{function} not listed"),
                     ),
                     true => Item::new(
-                        "tracing.kprobe_blacklist",
-                        "kprobe blacklist",
+                        CheckId::TracingKprobeBlacklist,
                         Status::Fail,
                         format!("{function} is listed"),
                     )
@@ -230,21 +206,18 @@ pub fn section(
                 }
             }
             Err(ReadError::Missing) => Item::new(
-                "tracing.kprobe_blacklist",
-                "kprobe blacklist",
+                CheckId::TracingKprobeBlacklist,
                 Status::Info,
                 format!("{path} missing"),
             ),
             Err(err) if err.is_permission() && !privileged => Item::new(
-                "tracing.kprobe_blacklist",
-                "kprobe blacklist",
+                CheckId::TracingKprobeBlacklist,
                 Status::Skipped,
                 format!("unreadable: {err}"),
             )
             .advice("needs root: `sudo unlink-doctor`"),
             Err(err) => Item::new(
-                "tracing.kprobe_blacklist",
-                "kprobe blacklist",
+                CheckId::TracingKprobeBlacklist,
                 Status::Warn,
                 format!("unreadable: {err}"),
             ),
@@ -256,21 +229,16 @@ pub fn section(
             .map(|dir| root.read_line(&format!("{dir}/tracing_on")))
         {
             None => Item::new(
-                "tracing.tracing_on",
-                "tracing_on",
+                CheckId::TracingTracingOn,
                 Status::Skipped,
                 "tracefs not mounted",
             ),
-            Some(Some(on)) if on == "1" => {
-                Item::new("tracing.tracing_on", "tracing_on", Status::Ok, "1")
-            }
-            Some(Some(off)) => Item::new("tracing.tracing_on", "tracing_on", Status::Warn, off)
-                .advice(
+            Some(Some(on)) if on == "1" => Item::new(CheckId::TracingTracingOn, Status::Ok, "1"),
+            Some(Some(off)) => Item::new(CheckId::TracingTracingOn, Status::Warn, off).advice(
                 "--printk output stays silent: `echo 1 | sudo tee /sys/kernel/tracing/tracing_on`",
             ),
             Some(None) => Item::new(
-                "tracing.tracing_on",
-                "tracing_on",
+                CheckId::TracingTracingOn,
                 Status::Skipped,
                 "unreadable (needs root)",
             ),
@@ -279,14 +247,9 @@ pub fn section(
     let patches = root.list("/sys/kernel/livepatch");
     if !patches.is_empty() {
         items.push(
-            Item::new(
-                "tracing.livepatch",
-                "livepatches",
-                Status::Warn,
-                patches.join(", "),
-            )
-            .advice("a livepatch on the function makes kprobes fail with EBUSY"),
+            Item::new(CheckId::TracingLivepatch, Status::Warn, patches.join(", "))
+                .advice("a livepatch on the function makes kprobes fail with EBUSY"),
         );
     }
-    Section::new("tracing", "Tracing", items)
+    Section::new(SectionId::Tracing, items)
 }
