@@ -23,7 +23,6 @@ pub fn section(
         Err(err) => Err(err.to_string()),
     };
     facts.btf = btf.is_ok();
-    let in_kallsyms = |name: &str| kallsyms.and_then(|text| kallsyms::lookup(text, name));
     let btf = match btf {
         Ok(btf) => {
             items.push(Item::new(CheckId::BtfVmlinux, Status::Ok, "present"));
@@ -40,12 +39,7 @@ pub fn section(
                 Item::new(CheckId::BtfVmlinux, Status::Fail, value)
                     .failure("no-btf", Probe::Fentry),
             );
-            let function = requested.map(str::to_string).or_else(|| {
-                UNLINK_FUNCTIONS
-                    .iter()
-                    .find_map(|name| in_kallsyms(name))
-                    .map(|s| base_name(&s).to_string())
-            });
+            let function = requested_or_kallsyms(requested, kallsyms);
             return (Section::new(SectionId::Btf, items), function);
         }
     };
@@ -77,13 +71,18 @@ pub fn section(
                 Item::new(CheckId::BtfFunction, Status::Fail, why)
                     .failure("function-not-found", Probe::Fentry),
             );
-            requested.map(str::to_string).or_else(|| {
-                UNLINK_FUNCTIONS
-                    .iter()
-                    .find_map(|name| in_kallsyms(name))
-                    .map(|s| base_name(&s).to_string())
-            })
+            requested_or_kallsyms(requested, kallsyms)
         }
     };
     (Section::new(SectionId::Btf, items), function)
+}
+
+/// Without BTF to find it in: `--function`, or the first unlink function kallsyms has.
+fn requested_or_kallsyms(requested: Option<&str>, kallsyms: Option<&str>) -> Option<String> {
+    requested.map(str::to_string).or_else(|| {
+        UNLINK_FUNCTIONS
+            .iter()
+            .find_map(|name| kallsyms::lookup(kallsyms?, name))
+            .map(|symbol| base_name(&symbol).to_string())
+    })
 }
