@@ -2,6 +2,7 @@
 //! rely on. Ignored in a plain `cargo test` (QEMU, kernels); `cargo xtask test` runs them.
 
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use xtask::vm::{kernels, VmRun, MATRIX};
 
@@ -91,4 +92,73 @@ fn host_binaries_files_env_and_large_output() {
         "captured runs ask for no colour"
     );
     assert_eq!(output.status, 0);
+}
+
+/// A guest kernel that oopses and stays up (as after the NULL call on 6.12)
+/// ends the run at once, with the oops lines in the error; the run is retried
+/// once. Without the console watcher this waited for the whole timeout.
+#[test]
+#[ignore = "boots QEMU; run by `cargo xtask test`"]
+fn an_oops_that_leaves_the_guest_up_ends_the_run_at_once() {
+    // A line at KERN_EMERG on the console, as the kernel prints an oops.
+    let mut run = VmRun::new(
+        kernels::DEFAULT,
+        [
+            "sh",
+            "-c",
+            "echo '<0>BUG: kernel NULL pointer dereference, address: 0000000000000000' >/dev/kmsg; \
+             echo '<0>RIP: 0010:0x0' >/dev/kmsg; sleep 600",
+        ],
+    );
+    run.timeout = Duration::from_secs(240);
+    let started = Instant::now();
+    let err = format!("{:#}", run.run_captured().unwrap_err());
+    let took = started.elapsed();
+    eprintln!("{took:?}: {err}");
+    assert!(err.contains("the guest kernel oopsed"), "{err}");
+    assert!(
+        err.contains("BUG: kernel NULL pointer dereference"),
+        "{err}"
+    );
+    assert!(err.contains("RIP: 0010:0x0"), "{err}");
+    // two boots, each ended a moment after the oops, far below the timeout
+    assert!(took < Duration::from_secs(90), "{took:?}");
+}
+
+/// A real crash (sysrq c) ends the run at once with the kernel's last words.
+#[test]
+#[ignore = "boots QEMU; run by `cargo xtask test`"]
+fn a_kernel_crash_ends_the_run_with_its_lines() {
+    let mut run = VmRun::new(
+        kernels::DEFAULT,
+        ["sh", "-c", "echo c >/proc/sysrq-trigger; sleep 600"],
+    );
+    run.timeout = Duration::from_secs(240);
+    let started = Instant::now();
+    let err = format!("{:#}", run.run_captured().unwrap_err());
+    let took = started.elapsed();
+    eprintln!("{took:?}: {err}");
+    assert!(err.contains("sysrq triggered crash"), "{err}");
+    assert!(took < Duration::from_secs(90), "{took:?}");
+}
+
+/// A guest in which nothing runs any more (every process stopped, so init's
+/// heartbeat too) is declared hung after the silence limit, not the timeout.
+#[test]
+#[ignore = "boots QEMU; run by `cargo xtask test`"]
+fn a_silent_guest_is_declared_hung_early() {
+    let mut run = VmRun::new(
+        kernels::DEFAULT,
+        ["sh", "-c", "kill -STOP -1; exec sleep 600"],
+    );
+    run.timeout = Duration::from_secs(240);
+    run.silence_limit = Duration::from_secs(15);
+    let started = Instant::now();
+    let err = format!("{:#}", run.run_captured().unwrap_err());
+    let took = started.elapsed();
+    eprintln!("{took:?}: {err}");
+    assert!(err.contains("printed nothing"), "{err}");
+    assert!(err.contains("for 15 s: hung"), "{err}");
+    // two boots of about 15 s of silence each, far below the timeout
+    assert!(took < Duration::from_secs(120), "{took:?}");
 }

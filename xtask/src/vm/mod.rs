@@ -15,6 +15,7 @@
 mod initramfs;
 pub mod kernels;
 mod qemu;
+mod watch;
 
 use std::ffi::OsString;
 use std::fs::{self, File};
@@ -46,6 +47,9 @@ pub struct VmRun {
     pub memory_mib: u32,
     /// For the whole boot and run; then QEMU is killed and the run fails.
     pub timeout: Duration,
+    /// A guest that prints nothing for this long (its init writes a heartbeat
+    /// every few seconds) is hung: QEMU is killed and the run fails.
+    pub silence_limit: Duration,
     pub accel: Accel,
     /// Appended to the kernel command line.
     pub append: Vec<String>,
@@ -87,7 +91,7 @@ pub struct VmOutput {
 }
 
 impl VmRun {
-    /// Defaults: 2 CPUs, 1024 MiB, 300 s, TCG.
+    /// Defaults: 2 CPUs, 1024 MiB, 300 s, hung after 60 s of silence, TCG.
     pub fn new(
         kernel: impl Into<KernelSpec>,
         command: impl IntoIterator<Item = impl Into<OsString>>,
@@ -100,16 +104,16 @@ impl VmRun {
             smp: 2,
             memory_mib: 1024,
             timeout: Duration::from_secs(300),
+            silence_limit: Duration::from_secs(60),
             accel: Accel::Tcg,
             append: Vec::new(),
             verbose: false,
         }
     }
 
-    /// Run and collect stdout and stderr. A guest kernel that dies before the
-    /// command reports its status is booted once more: emulated SMP (TCG) now
-    /// and then trips over the kernel's own live code patching (seen on 7.2: an
-    /// int3 oops in the idle path, once in some hundreds of runs). A crash of
+    /// Run and collect stdout and stderr. A guest kernel that dies, oopses or
+    /// hangs is booted once more: emulated SMP (TCG) now and then trips over
+    /// the kernel's own live code patching (an int3 oops on 7.2). A crash of
     /// the command's own making happens again and still fails.
     pub fn run_captured(&self) -> Result<VmOutput> {
         match self.run(false) {
@@ -162,6 +166,7 @@ impl VmRun {
             qemu::command(self, &kernel.image, &initrd, &serial),
             &serial,
             self.timeout,
+            self.silence_limit,
             |port, bytes| {
                 match port {
                     qemu::STDOUT if stream => {
@@ -188,12 +193,21 @@ impl VmRun {
             KernelSpec::Debian(name) => name,
             KernelSpec::Path(_) => kernel.release.as_str(),
         };
-        let console_log = keep_console_log(&serial[qemu::CONSOLE], label, status.is_some())?;
+        let ok = status.is_some() && finished.stopped.is_none();
+        let console_log = keep_console_log(&serial[qemu::CONSOLE], label, ok)?;
+        let vm = format!("the VM ({}, Linux {})", kernel.name, kernel.release);
+        if let Some(stop) = finished.stopped {
+            return Err(GuestDied(format!(
+                "{vm} was stopped after {:.1} s: {stop}\nconsole log: {}",
+                finished.elapsed.as_secs_f64(),
+                console_log.display()
+            ))
+            .into());
+        }
         let Some(status) = status else {
             if stream && !self.verbose && !console.trim().is_empty() {
                 eprintln!("vm: the kernel console:\n{console}");
             }
-            let vm = format!("the VM ({}, Linux {})", kernel.name, kernel.release);
             if finished.timed_out {
                 bail!(
                     "{vm} did not finish within {} s; console log: {}",

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
+use super::watch::{Stop, Watch};
 use super::{Accel, VmRun};
 use crate::cmd;
 
@@ -62,14 +63,18 @@ pub struct Finished {
     /// From starting QEMU to its exit.
     pub elapsed: Duration,
     pub timed_out: bool,
+    /// Killed early: the guest oopsed or went silent.
+    pub stopped: Option<Stop>,
 }
 
 /// Run QEMU to its end, handing `sink` each serial port's new bytes as they
 /// arrive (QEMU writes them to the files in `serial`, which must exist).
+/// A guest that oopses or prints nothing for `silence_limit` is killed.
 pub fn run(
     mut qemu: Command,
     serial: &[PathBuf; 3],
     timeout: Duration,
+    silence_limit: Duration,
     mut sink: impl FnMut(usize, &[u8]) -> Result<()>,
 ) -> Result<Finished> {
     let mut files = Vec::new();
@@ -83,11 +88,14 @@ pub fn run(
         .context("cannot start qemu-system-x86_64: install qemu-system-x86 (cargo xtask deps)")?;
     let mut buffer = Vec::new();
     let mut timed_out = false;
-    let mut pass_on = || -> Result<()> {
+    let mut stopped = None;
+    let mut watch = Watch::new(silence_limit, started);
+    let mut pass_on = |watch: &mut Watch| -> Result<()> {
         for (port, file) in files.iter_mut().enumerate() {
             buffer.clear();
             file.read_to_end(&mut buffer)?;
             if !buffer.is_empty() {
+                watch.output(port == CONSOLE, &buffer, Instant::now());
                 sink(port, &buffer)?;
             }
         }
@@ -96,14 +104,20 @@ pub fn run(
     loop {
         // Checked before reading, so that the last read sees everything.
         let exited = child.try_wait()?.is_some();
-        if let Err(err) = pass_on() {
+        if let Err(err) = pass_on(&mut watch) {
             // e.g. our stdout closed: the guest's output has nowhere to go
             let _ = child.kill();
             child.wait()?;
             return Err(err.context("passing on the guest's output"));
         }
-        if exited || timed_out {
+        if exited || timed_out || stopped.is_some() {
             break;
+        }
+        if let Some(stop) = watch.verdict(Instant::now()) {
+            let _ = child.kill();
+            child.wait()?;
+            stopped = Some(stop);
+            continue;
         }
         if started.elapsed() > timeout {
             // Killed and reaped; the loop reads once more, then stops.
@@ -117,5 +131,6 @@ pub fn run(
     Ok(Finished {
         elapsed: started.elapsed(),
         timed_out,
+        stopped,
     })
 }
