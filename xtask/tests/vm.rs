@@ -1,6 +1,7 @@
 //! The VM runner itself, booted for real: what the lessons' end-to-end tests
 //! rely on. Ignored in a plain `cargo test` (QEMU, kernels); `cargo xtask test` runs them.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -59,8 +60,11 @@ fn each_kernel_boots_and_reports() {
 #[ignore = "boots QEMU; run by `cargo xtask test`"]
 fn host_binaries_files_env_and_large_output() {
     let xtask = PathBuf::from(env!("CARGO_BIN_EXE_xtask"));
-    let script = std::env::temp_dir().join(format!("xtask-vm-test-{}.sh", std::process::id()));
-    std::fs::write(&script, "echo \"script sees $GREETING\"\nseq 1 50000\n").unwrap();
+    // created exclusively, with a random name: never a fixed /tmp name as root
+    let mut script = tempfile::NamedTempFile::new().unwrap();
+    script
+        .write_all(b"echo \"script sees $GREETING\"\nseq 1 50000\n")
+        .unwrap();
     let shell = format!(
         "{} --help | head -1; sh /opt/script.sh; echo \"NO_COLOR=$NO_COLOR\" >&2",
         xtask.display()
@@ -68,10 +72,9 @@ fn host_binaries_files_env_and_large_output() {
     let mut run = VmRun::new(kernels::DEFAULT, ["sh", "-c", &shell]);
     run.extra_files.push((xtask.clone(), xtask.clone()));
     run.extra_files
-        .push((script.clone(), PathBuf::from("/opt/script.sh")));
+        .push((script.path().to_path_buf(), PathBuf::from("/opt/script.sh")));
     run.env.push(("GREETING".into(), "a b'c".into()));
     let output = run.run_captured().unwrap();
-    std::fs::remove_file(&script).unwrap();
 
     let stdout = String::from_utf8(output.stdout).unwrap();
     let mut lines = stdout.lines();

@@ -20,9 +20,9 @@ mod watch;
 use std::ffi::OsString;
 use std::fs::{self, File};
 use std::io::{IsTerminal, Write};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -154,12 +154,14 @@ impl VmRun {
         }
         let init = initramfs::init_script(&argv, &self.guest_env(stream))?;
         let initrd = dir.join("initramfs.cpio");
-        fs::write(&initrd, initramfs::build(&init, &executables, &dir)?)
+        let archive = initramfs::build(&init, &executables, &dir)?;
+        File::create_new(&initrd)
+            .and_then(|mut file| file.write_all(&archive))
             .with_context(|| format!("writing {}", initrd.display()))?;
 
         let serial = ["console.log", "stdout.log", "stderr.log"].map(|name| dir.join(name));
         for path in &serial {
-            File::create(path).with_context(|| format!("creating {}", path.display()))?;
+            File::create_new(path).with_context(|| format!("creating {}", path.display()))?;
         }
         let mut collected: [Vec<u8>; 3] = Default::default();
         let finished = qemu::run(
@@ -320,14 +322,13 @@ fn on_path(program: &str) -> Option<PathBuf> {
         .find(|path| path.is_file())
 }
 
-/// A fresh directory for one run's initramfs and serial files, removed when
-/// dropped. Directories of runs whose process is gone (Ctrl-C) are removed on
-/// the way.
-struct RunDir(PathBuf);
+/// A fresh private directory (mode 0700, created exclusively) for one run's
+/// initramfs and serial files, removed when dropped. Directories of runs
+/// whose process is gone (Ctrl-C) are removed on the way.
+struct RunDir(tempfile::TempDir);
 
 impl RunDir {
     fn new() -> Result<RunDir> {
-        static RUNS: AtomicUsize = AtomicUsize::new(0);
         let runs = workspace::vm_dir().join("runs");
         for entry in fs::read_dir(&runs).into_iter().flatten().flatten() {
             let name = entry.file_name();
@@ -337,12 +338,12 @@ impl RunDir {
                 let _ = fs::remove_dir_all(entry.path());
             }
         }
-        let dir = runs.join(format!(
-            "{}-{}",
-            std::process::id(),
-            RUNS.fetch_add(1, Ordering::Relaxed)
-        ));
-        fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        fs::create_dir_all(&runs).with_context(|| format!("creating {}", runs.display()))?;
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("{}-", std::process::id()))
+            .permissions(fs::Permissions::from_mode(0o700))
+            .tempdir_in(&runs)
+            .with_context(|| format!("creating a run directory in {}", runs.display()))?;
         Ok(RunDir(dir))
     }
 }
@@ -351,13 +352,7 @@ impl std::ops::Deref for RunDir {
     type Target = Path;
 
     fn deref(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for RunDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
+        self.0.path()
     }
 }
 
@@ -378,4 +373,31 @@ fn keep_console_log(log: &Path, label: &str, ok: bool) -> Result<PathBuf> {
     };
     fs::rename(log, &kept).with_context(|| format!("keeping {}", kept.display()))?;
     Ok(kept)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Run directories are private and fresh: no one else can read or plant
+    /// files in them, and two runs never share one.
+    #[test]
+    fn run_directories_are_private_and_unique() {
+        let (a, b) = (RunDir::new().unwrap(), RunDir::new().unwrap());
+        assert_ne!(&*a, &*b);
+        for dir in [&a, &b] {
+            let meta = fs::symlink_metadata(&**dir).unwrap();
+            assert!(meta.is_dir());
+            assert_eq!(
+                meta.permissions().mode() & 0o777,
+                0o700,
+                "{}",
+                dir.display()
+            );
+            assert_eq!(fs::read_dir(&**dir).unwrap().count(), 0);
+        }
+        let path = a.to_path_buf();
+        drop(a);
+        assert!(!path.exists());
+    }
 }
