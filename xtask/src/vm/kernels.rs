@@ -13,6 +13,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 
+use super::apt_root::AptRoot;
 use crate::{cmd, workspace};
 
 /// The kernels the lessons are tested on, oldest first.
@@ -319,9 +320,10 @@ const SYSTEM_KEYRING: &str = "/usr/share/keyrings/debian-archive-keyring.gpg";
 /// newer than this machine's: the trust path to a key that signs a newer suite.
 const KEYRING_SUITE: &str = "trixie";
 
-/// apt with its own sources, lists, cache and status under target/vm/apt/NAME.
+/// apt with its own sources, lists, cache and status in a private directory
+/// (removed when dropped) that downloads as `_apt`, not as root.
 struct PrivateApt {
-    root: PathBuf,
+    root: AptRoot,
 }
 
 struct Package {
@@ -331,17 +333,14 @@ struct Package {
 }
 
 impl PrivateApt {
-    fn new(name: &str, suite_names: &[&str], keyring: &Path) -> Result<PrivateApt> {
-        let root = workspace::vm_dir().join("apt").join(name);
-        for dir in [
-            "etc/sources.list.d",
-            "etc/preferences.d",
-            "state/lists/partial",
-            "cache/archives/partial",
-        ] {
-            fs::create_dir_all(root.join(dir))
-                .with_context(|| format!("creating {}", root.join(dir).display()))?;
-        }
+    fn new(suite_names: &[&str], keyring: &Path) -> Result<PrivateApt> {
+        let root = AptRoot::new()?;
+        root.dir("etc/sources.list.d")?;
+        root.dir("etc/preferences.d")?;
+        root.download_dir("state/lists/partial")?;
+        root.download_dir("cache/archives/partial")?;
+        let keyring = root.keyring(keyring)?;
+        let root_path = root.path();
         let mirrors = system_mirrors()?;
         let sources: String = suite_names
             .iter()
@@ -354,16 +353,16 @@ impl PrivateApt {
                 format!("deb [signed-by={}] {uri} {suite} main\n", keyring.display())
             })
             .collect();
-        fs::write(root.join("etc/sources.list"), sources)?;
+        fs::write(root_path.join("etc/sources.list"), sources)?;
         // An empty dpkg status: nothing is "installed", so every package resolves from the suite alone.
-        fs::write(root.join("state/status"), "")?;
+        fs::write(root_path.join("state/status"), "")?;
         Ok(PrivateApt { root })
     }
 
     /// Updated lists for these suites, verified with the system keyring or,
     /// when that lacks the suite's signing key, with a newer Debian keyring.
     fn verified(suite_names: &[&str]) -> Result<PrivateApt> {
-        let apt = PrivateApt::new(suite_names[0], suite_names, Path::new(SYSTEM_KEYRING))?;
+        let apt = PrivateApt::new(suite_names, Path::new(SYSTEM_KEYRING))?;
         if apt.update()? {
             return Ok(apt);
         }
@@ -372,7 +371,7 @@ impl PrivateApt {
             suite_names[0]
         );
         let keyring = newer_keyring()?;
-        let apt = PrivateApt::new(suite_names[0], suite_names, &keyring)?;
+        let apt = PrivateApt::new(suite_names, &keyring)?;
         if !apt.update()? {
             bail!(
                 "no Debian keyring here (nor debian-archive-keyring from {KEYRING_SUITE}) has the key that signs {}",
@@ -384,7 +383,7 @@ impl PrivateApt {
 
     fn command(&self, program: &str) -> Command {
         let mut command = Command::new(program);
-        let path = |p: &str| self.root.join(p).display().to_string();
+        let path = |p: &str| self.root.path().join(p).display().to_string();
         for option in [
             format!("Dir::Etc::SourceList={}", path("etc/sources.list")),
             format!("Dir::Etc::SourceParts={}", path("etc/sources.list.d")),
@@ -399,11 +398,6 @@ impl PrivateApt {
         ] {
             command.arg("-o").arg(option);
         }
-        if workspace::is_root() {
-            // Root's apt downloads as _apt, which cannot write to target/: it
-            // falls back to root with a warning. Say so up front instead.
-            command.args(["-o", "APT::Sandbox::User=root"]);
-        }
         command
     }
 
@@ -417,7 +411,7 @@ impl PrivateApt {
         } else {
             bail!(
                 "apt-get update failed ({status}) for the sources in {}",
-                self.root.display()
+                self.root.path().display()
             )
         }
     }
@@ -479,14 +473,12 @@ impl PrivateApt {
     /// Download the packages into this apt's directory and `dpkg -x` them all
     /// into one tree, which the caller removes when done.
     fn download_and_unpack(&self, names: &[&str]) -> Result<PathBuf> {
-        let debs = self.root.join("debs");
-        let unpacked = self.root.join("unpacked");
-        for dir in [&debs, &unpacked] {
-            if dir.exists() {
-                fs::remove_dir_all(dir)?;
-            }
-            fs::create_dir_all(dir)?;
+        let unpacked = self.root.path().join("unpacked");
+        if unpacked.exists() {
+            fs::remove_dir_all(&unpacked)?;
         }
+        fs::create_dir(&unpacked)?;
+        let debs = self.root.download_dir("debs")?;
         cmd::run(
             self.command("apt-get")
                 .current_dir(&debs)
@@ -513,7 +505,7 @@ fn newer_keyring() -> Result<PathBuf> {
     if cached.is_file() {
         return Ok(cached);
     }
-    let apt = PrivateApt::new("keyring", &[KEYRING_SUITE], Path::new(SYSTEM_KEYRING))?;
+    let apt = PrivateApt::new(&[KEYRING_SUITE], Path::new(SYSTEM_KEYRING))?;
     if !apt.update()? {
         bail!("{SYSTEM_KEYRING} cannot verify Debian {KEYRING_SUITE} either: update debian-archive-keyring on this machine");
     }

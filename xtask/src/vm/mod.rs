@@ -12,6 +12,7 @@
 //! # anyhow::Ok(())
 //! ```
 
+mod apt_root;
 mod initramfs;
 pub mod kernels;
 mod qemu;
