@@ -201,7 +201,7 @@ impl VmRun {
         let vm = format!("the VM ({}, Linux {})", kernel.name, kernel.release);
         if let Some(stop) = finished.stopped {
             return Err(GuestDied(format!(
-                "{vm} was stopped after {:.1} s: {stop}\nconsole log: {}",
+                "{vm} ended after {:.1} s: {stop}\nconsole log: {}",
                 finished.elapsed.as_secs_f64(),
                 console_log.display()
             ))

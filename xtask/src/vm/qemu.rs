@@ -63,7 +63,8 @@ pub struct Finished {
     /// From starting QEMU to its exit.
     pub elapsed: Duration,
     pub timed_out: bool,
-    /// Killed early: the guest oopsed or went silent.
+    /// Why the guest failed, as the watcher saw it: an oops (QEMU killed
+    /// once the report was printed, or ended by itself), or silence.
     pub stopped: Option<Stop>,
 }
 
@@ -128,6 +129,8 @@ pub fn run(
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+    // A guest that oopsed and then ended by itself (panic=-1) still shows why.
+    let stopped = stopped.or_else(|| watch.oops());
     Ok(Finished {
         elapsed: started.elapsed(),
         timed_out,

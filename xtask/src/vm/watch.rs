@@ -97,6 +97,11 @@ impl Watch {
         }
     }
 
+    /// The oops lines seen so far, for a guest that ended by itself.
+    pub fn oops(&self) -> Option<Stop> {
+        (!self.report.is_empty()).then(|| Stop::Oops(self.report.clone()))
+    }
+
     /// Whether the run must end now, and why.
     pub fn verdict(&self, now: Instant) -> Option<Stop> {
         if let Some(first) = self.first_oops {
@@ -147,6 +152,7 @@ mod tests {
         // fed in odd-sized pieces: lines arrive split across reads
         let (watch, start) = fed(INT3_OOPS, 7);
         assert_eq!(watch.verdict(start), None, "the report is still coming");
+        assert!(watch.oops().is_some(), "but a guest that ends now shows it");
         let Some(Stop::Oops(lines)) = watch.verdict(start + REPORT_GRACE) else {
             panic!("no oops seen");
         };
@@ -203,6 +209,7 @@ mod tests {
             watch.output(true, b"\0", now);
             assert_eq!(watch.verdict(now), None);
         }
+        assert_eq!(watch.oops(), None);
     }
 
     #[test]
