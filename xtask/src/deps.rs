@@ -357,4 +357,18 @@ qemu-system-x86:
             "{err}"
         );
     }
+
+    /// The whole path as root: update, simulate, refuse. busybox-static
+    /// stays installed.
+    #[test]
+    #[ignore = "needs root and the network (apt-get update)"]
+    fn as_root_an_install_that_would_remove_a_package_stops() {
+        const CONFLICTING: &[Package] = &[pkg("busybox", "/nonexistent/busybox")];
+        let err = ensure_as(&[CONFLICTING], true).unwrap_err().to_string();
+        assert!(
+            err.starts_with("not installing: `sudo apt-get install --no-upgrade busybox` would remove busybox-static ("),
+            "{err}"
+        );
+        assert!(Path::new("/bin/busybox").exists());
+    }
 }
