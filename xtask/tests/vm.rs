@@ -169,3 +169,21 @@ fn a_silent_guest_is_declared_hung_early() {
     // two boots of about 15 s of silence each, far below the timeout
     assert!(took < Duration::from_secs(120), "{took:?}");
 }
+
+/// A command that prints nothing for longer than the silence limit is not
+/// hung: init's heartbeat keeps the guest's console alive. (The limit also
+/// covers the quiet boot, which took up to 15 s on a loaded 2-core host.)
+#[test]
+#[ignore = "boots QEMU; run by `cargo xtask test`"]
+fn a_quiet_command_is_not_a_hang() {
+    let mut run = VmRun::new(kernels::DEFAULT, ["sleep", "50"]);
+    run.silence_limit = Duration::from_secs(40);
+    let output = run.run_captured().unwrap();
+    assert_eq!(output.status, 0);
+    let console = std::fs::read(&output.console_log).unwrap();
+    assert!(
+        console.contains(&b'\r'),
+        "the heartbeat reached the console"
+    );
+    assert!(!console.contains(&0), "the kept log stays text for grep");
+}

@@ -206,7 +206,7 @@ mount -t securityfs securityfs /sys/kernel/security 2>/dev/null
 stty -F /dev/ttyS1 raw -echo
 stty -F /dev/ttyS2 raw -echo
 # the host's watcher takes a silent console for a hung guest
-(while sleep {heartbeat}; do printf '\000'; done) >/dev/ttyS0 2>&1 </dev/null &
+(while sleep {heartbeat}; do printf '\r'; done) >/dev/ttyS0 2>&1 </dev/null &
 heartbeat=$!
 {exports}cd /tmp
 {argv} </dev/null >/dev/ttyS1 2>/dev/ttyS2

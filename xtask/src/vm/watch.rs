@@ -1,9 +1,10 @@
 //! Watching a running guest: a kernel oops on the console, or a guest that
 //! has gone silent, ends the run long before the overall timeout.
 //!
-//! The guest's init writes a NUL byte to the console every
+//! The guest's init writes a carriage return to the console every
 //! [`HEARTBEAT_SECS`] seconds while the command runs (see initramfs), so
-//! silence means the guest is stuck, not that the command is quiet.
+//! silence means the guest is stuck, not that the command is quiet. (A
+//! carriage return, not a NUL: grep still reads the kept log as text.)
 
 use std::time::{Duration, Instant};
 
@@ -85,7 +86,7 @@ impl Watch {
     }
 
     fn line(&mut self, line: &str, now: Instant) {
-        let line = line.trim_matches(|c: char| c.is_whitespace() || c == '\0');
+        let line = line.trim();
         if OOPS_MARKERS.iter().any(|m| line.contains(m)) {
             self.first_oops.get_or_insert(now);
             self.report.push(line.to_string());
@@ -202,11 +203,11 @@ mod tests {
         watch.output(true, b"[ 0.9] Run /init as init process\n", start);
         // a command's own output mentioning a bug is not the kernel's
         watch.output(false, b"BUG: in my program\n", start);
-        // the heartbeat: one NUL every few seconds
+        // the heartbeat: a carriage return every few seconds
         let mut now = start;
         for _ in 0..100 {
             now += Duration::from_secs(HEARTBEAT_SECS.into());
-            watch.output(true, b"\0", now);
+            watch.output(true, b"\r", now);
             assert_eq!(watch.verdict(now), None);
         }
         assert_eq!(watch.oops(), None);
