@@ -16,6 +16,7 @@ mod apt_root;
 mod initramfs;
 pub mod kernels;
 mod qemu;
+mod tcg;
 mod watch;
 
 use std::ffi::OsString;

@@ -23,7 +23,11 @@ pub const STDERR: usize = 2;
 pub fn command(run: &VmRun, image: &Path, initrd: &Path, serial: &[PathBuf; 3]) -> Command {
     let mut qemu = Command::new("qemu-system-x86_64");
     match run.accel {
-        Accel::Tcg => qemu.args(["-accel", "tcg,thread=multi", "-cpu", "max"]),
+        // thread=single on QEMU < 10: its multi-threaded TCG oopses guests (vm::tcg)
+        Accel::Tcg => {
+            let accel = super::tcg::accel(qemu.get_program());
+            qemu.args(["-accel", accel, "-cpu", "max"])
+        }
         Accel::Kvm => qemu.args(["-accel", "kvm", "-cpu", "host"]),
     };
     // no_timer_check: on a loaded host the emulated CPU is too slow for the
