@@ -5,14 +5,16 @@
 
 use std::fmt;
 use std::fs::{self, File};
-use std::io::Read;
+use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 
+use super::apt_root::AptRoot;
 use crate::{cmd, workspace};
 
 /// The kernels the lessons are tested on, oldest first.
@@ -182,18 +184,24 @@ fn bootable(dir: &Path, vmlinuz: &Path) -> Result<PathBuf> {
     }) else {
         return Ok(vmlinuz.to_path_buf());
     };
-    // Unique names: parallel runs may extract at the same time.
-    let partial = |ext: &str| dir.join(format!("vmlinux.{}.{ext}", std::process::id()));
-    fs::write(partial(tool), compressed)?;
+    // Temp files created exclusively next to the result (parallel runs may
+    // extract at the same time), removed if anything fails.
+    let mut input = tempfile::NamedTempFile::new_in(dir)?;
+    input.write_all(compressed)?;
+    let output = tempfile::NamedTempFile::new_in(dir)?;
     let mut command = Command::new(tool);
     command
         .args(["--decompress", "--stdout"])
-        .arg(partial(tool))
-        .stdout(File::create(partial("partial"))?);
+        .arg(input.path())
+        .stdout(output.reopen()?);
     cmd::run(&mut command)
         .with_context(|| format!("decompressing the kernel: install {package}"))?;
-    fs::remove_file(partial(tool))?;
-    fs::rename(partial("partial"), &vmlinux)?;
+    output
+        .as_file()
+        .set_permissions(fs::Permissions::from_mode(0o644))?;
+    output
+        .persist(&vmlinux)
+        .with_context(|| format!("writing {}", vmlinux.display()))?;
     Ok(vmlinux)
 }
 
@@ -319,9 +327,10 @@ const SYSTEM_KEYRING: &str = "/usr/share/keyrings/debian-archive-keyring.gpg";
 /// newer than this machine's: the trust path to a key that signs a newer suite.
 const KEYRING_SUITE: &str = "trixie";
 
-/// apt with its own sources, lists, cache and status under target/vm/apt/NAME.
+/// apt with its own sources, lists, cache and status in a private directory
+/// (removed when dropped) that downloads as `_apt`, not as root.
 struct PrivateApt {
-    root: PathBuf,
+    root: AptRoot,
 }
 
 struct Package {
@@ -331,17 +340,14 @@ struct Package {
 }
 
 impl PrivateApt {
-    fn new(name: &str, suite_names: &[&str], keyring: &Path) -> Result<PrivateApt> {
-        let root = workspace::vm_dir().join("apt").join(name);
-        for dir in [
-            "etc/sources.list.d",
-            "etc/preferences.d",
-            "state/lists/partial",
-            "cache/archives/partial",
-        ] {
-            fs::create_dir_all(root.join(dir))
-                .with_context(|| format!("creating {}", root.join(dir).display()))?;
-        }
+    fn new(suite_names: &[&str], keyring: &Path) -> Result<PrivateApt> {
+        let root = AptRoot::new()?;
+        root.dir("etc/sources.list.d")?;
+        root.dir("etc/preferences.d")?;
+        root.download_dir("state/lists/partial")?;
+        root.download_dir("cache/archives/partial")?;
+        let keyring = root.keyring(keyring)?;
+        let root_path = root.path();
         let mirrors = system_mirrors()?;
         let sources: String = suite_names
             .iter()
@@ -354,16 +360,16 @@ impl PrivateApt {
                 format!("deb [signed-by={}] {uri} {suite} main\n", keyring.display())
             })
             .collect();
-        fs::write(root.join("etc/sources.list"), sources)?;
+        fs::write(root_path.join("etc/sources.list"), sources)?;
         // An empty dpkg status: nothing is "installed", so every package resolves from the suite alone.
-        fs::write(root.join("state/status"), "")?;
+        fs::write(root_path.join("state/status"), "")?;
         Ok(PrivateApt { root })
     }
 
     /// Updated lists for these suites, verified with the system keyring or,
     /// when that lacks the suite's signing key, with a newer Debian keyring.
     fn verified(suite_names: &[&str]) -> Result<PrivateApt> {
-        let apt = PrivateApt::new(suite_names[0], suite_names, Path::new(SYSTEM_KEYRING))?;
+        let apt = PrivateApt::new(suite_names, Path::new(SYSTEM_KEYRING))?;
         if apt.update()? {
             return Ok(apt);
         }
@@ -372,7 +378,7 @@ impl PrivateApt {
             suite_names[0]
         );
         let keyring = newer_keyring()?;
-        let apt = PrivateApt::new(suite_names[0], suite_names, &keyring)?;
+        let apt = PrivateApt::new(suite_names, &keyring)?;
         if !apt.update()? {
             bail!(
                 "no Debian keyring here (nor debian-archive-keyring from {KEYRING_SUITE}) has the key that signs {}",
@@ -384,7 +390,7 @@ impl PrivateApt {
 
     fn command(&self, program: &str) -> Command {
         let mut command = Command::new(program);
-        let path = |p: &str| self.root.join(p).display().to_string();
+        let path = |p: &str| self.root.path().join(p).display().to_string();
         for option in [
             format!("Dir::Etc::SourceList={}", path("etc/sources.list")),
             format!("Dir::Etc::SourceParts={}", path("etc/sources.list.d")),
@@ -399,11 +405,6 @@ impl PrivateApt {
         ] {
             command.arg("-o").arg(option);
         }
-        if workspace::is_root() {
-            // Root's apt downloads as _apt, which cannot write to target/: it
-            // falls back to root with a warning. Say so up front instead.
-            command.args(["-o", "APT::Sandbox::User=root"]);
-        }
         command
     }
 
@@ -417,7 +418,7 @@ impl PrivateApt {
         } else {
             bail!(
                 "apt-get update failed ({status}) for the sources in {}",
-                self.root.display()
+                self.root.path().display()
             )
         }
     }
@@ -479,14 +480,12 @@ impl PrivateApt {
     /// Download the packages into this apt's directory and `dpkg -x` them all
     /// into one tree, which the caller removes when done.
     fn download_and_unpack(&self, names: &[&str]) -> Result<PathBuf> {
-        let debs = self.root.join("debs");
-        let unpacked = self.root.join("unpacked");
-        for dir in [&debs, &unpacked] {
-            if dir.exists() {
-                fs::remove_dir_all(dir)?;
-            }
-            fs::create_dir_all(dir)?;
+        let unpacked = self.root.path().join("unpacked");
+        if unpacked.exists() {
+            fs::remove_dir_all(&unpacked)?;
         }
+        fs::create_dir(&unpacked)?;
+        let debs = self.root.download_dir("debs")?;
         cmd::run(
             self.command("apt-get")
                 .current_dir(&debs)
@@ -513,7 +512,7 @@ fn newer_keyring() -> Result<PathBuf> {
     if cached.is_file() {
         return Ok(cached);
     }
-    let apt = PrivateApt::new("keyring", &[KEYRING_SUITE], Path::new(SYSTEM_KEYRING))?;
+    let apt = PrivateApt::new(&[KEYRING_SUITE], Path::new(SYSTEM_KEYRING))?;
     if !apt.update()? {
         bail!("{SYSTEM_KEYRING} cannot verify Debian {KEYRING_SUITE} either: update debian-archive-keyring on this machine");
     }
@@ -617,6 +616,29 @@ fn parse_mirrors(text: &str) -> Option<Mirrors> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Extraction writes only through exclusive temp files: afterwards the
+    /// directory holds vmlinux (0644) and nothing else new.
+    #[test]
+    #[ignore = "needs the debian-6.12 kernel cache; run by `cargo xtask test`"]
+    fn vmlinux_is_extracted_through_temp_files() {
+        let cache = cache_dir(DEFAULT);
+        let dir = tempfile::tempdir().unwrap();
+        for file in ["vmlinuz", "config"] {
+            fs::copy(cache.join(file), dir.path().join(file)).unwrap();
+        }
+        let vmlinux = bootable(dir.path(), &dir.path().join("vmlinuz")).unwrap();
+        assert_eq!(vmlinux, dir.path().join("vmlinux"));
+        let mut names: Vec<String> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["config", "vmlinux", "vmlinuz"]);
+        let meta = fs::metadata(&vmlinux).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o644);
+        assert!(meta.len() > 10_000_000);
+    }
 
     #[test]
     fn mirrors_from_deb822_and_one_line_sources() {

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
+use super::watch::{Stop, Watch};
 use super::{Accel, VmRun};
 use crate::cmd;
 
@@ -22,7 +23,11 @@ pub const STDERR: usize = 2;
 pub fn command(run: &VmRun, image: &Path, initrd: &Path, serial: &[PathBuf; 3]) -> Command {
     let mut qemu = Command::new("qemu-system-x86_64");
     match run.accel {
-        Accel::Tcg => qemu.args(["-accel", "tcg,thread=multi", "-cpu", "max"]),
+        // thread=single on QEMU < 10: its multi-threaded TCG oopses guests (vm::tcg)
+        Accel::Tcg => {
+            let accel = super::tcg::accel(qemu.get_program());
+            qemu.args(["-accel", accel, "-cpu", "max"])
+        }
         Accel::Kvm => qemu.args(["-accel", "kvm", "-cpu", "host"]),
     };
     // no_timer_check: on a loaded host the emulated CPU is too slow for the
@@ -62,14 +67,19 @@ pub struct Finished {
     /// From starting QEMU to its exit.
     pub elapsed: Duration,
     pub timed_out: bool,
+    /// Why the guest failed, as the watcher saw it: an oops (QEMU killed
+    /// once the report was printed, or ended by itself), or silence.
+    pub stopped: Option<Stop>,
 }
 
 /// Run QEMU to its end, handing `sink` each serial port's new bytes as they
 /// arrive (QEMU writes them to the files in `serial`, which must exist).
+/// A guest that oopses or prints nothing for `silence_limit` is killed.
 pub fn run(
     mut qemu: Command,
     serial: &[PathBuf; 3],
     timeout: Duration,
+    silence_limit: Duration,
     mut sink: impl FnMut(usize, &[u8]) -> Result<()>,
 ) -> Result<Finished> {
     let mut files = Vec::new();
@@ -83,11 +93,14 @@ pub fn run(
         .context("cannot start qemu-system-x86_64: install qemu-system-x86 (cargo xtask deps)")?;
     let mut buffer = Vec::new();
     let mut timed_out = false;
-    let mut pass_on = || -> Result<()> {
+    let mut stopped = None;
+    let mut watch = Watch::new(silence_limit, started);
+    let mut pass_on = |watch: &mut Watch| -> Result<()> {
         for (port, file) in files.iter_mut().enumerate() {
             buffer.clear();
             file.read_to_end(&mut buffer)?;
             if !buffer.is_empty() {
+                watch.output(port == CONSOLE, &buffer, Instant::now());
                 sink(port, &buffer)?;
             }
         }
@@ -96,14 +109,20 @@ pub fn run(
     loop {
         // Checked before reading, so that the last read sees everything.
         let exited = child.try_wait()?.is_some();
-        if let Err(err) = pass_on() {
+        if let Err(err) = pass_on(&mut watch) {
             // e.g. our stdout closed: the guest's output has nowhere to go
             let _ = child.kill();
             child.wait()?;
             return Err(err.context("passing on the guest's output"));
         }
-        if exited || timed_out {
+        if exited || timed_out || stopped.is_some() {
             break;
+        }
+        if let Some(stop) = watch.verdict(Instant::now()) {
+            let _ = child.kill();
+            child.wait()?;
+            stopped = Some(stop);
+            continue;
         }
         if started.elapsed() > timeout {
             // Killed and reaped; the loop reads once more, then stops.
@@ -114,8 +133,11 @@ pub fn run(
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+    // A guest that oopsed and then ended by itself (panic=-1) still shows why.
+    let stopped = stopped.or_else(|| watch.oops());
     Ok(Finished {
         elapsed: started.elapsed(),
         timed_out,
+        stopped,
     })
 }
