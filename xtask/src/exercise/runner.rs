@@ -136,7 +136,7 @@ fn copy_tree(from: &Path, to: &Path) -> Result<()> {
 /// The guest's shell script: set up, then run each program with its workload.
 fn script(programs: &[(String, &Program)]) -> String {
     let mut script = String::from(
-        r#"W=/tmp/exercises; BIN=$W/bin
+        r#"W=${EXERCISE_DIR:-/tmp/exercises}; BIN=$W/bin
 mkdir -p $BIN && chmod 755 $W
 for applet in rm unlink; do ln -sf /bin/busybox $BIN/$applet; done
 # uid 1234, gid 5678: util-linux setpriv natively, busybox su with a passwd entry in the VM.
@@ -272,7 +272,15 @@ pub fn run_natively(programs: &[Program]) -> Result<BTreeMap<String, Run>> {
         .iter()
         .map(|program| (program.binary.display().to_string(), program))
         .collect();
-    let output = cmd::output(Command::new("/bin/busybox").args(["sh", "-c", &script(&guest)]))?;
+    // Root runs the workload: in a private directory, not at a fixed path in /tmp.
+    let dir = exercises_dir();
+    fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let private = tempfile::tempdir_in(&dir).context("creating a private directory")?;
+    let output = cmd::output(
+        Command::new("/bin/busybox")
+            .args(["sh", "-c", &script(&guest)])
+            .env("EXERCISE_DIR", private.path()),
+    )?;
     Ok(parse(&output))
 }
 
