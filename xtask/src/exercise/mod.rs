@@ -27,7 +27,11 @@ pub const CI_KERNELS: [&str; 3] = ["debian-5.10", "debian-6.12", "debian-7.2"];
 #[derive(clap::Subcommand)]
 pub enum Task {
     /// Show every exercise as done or todo
-    List,
+    List {
+        /// One JSON object per exercise: id, task, done
+        #[arg(long)]
+        json: bool,
+    },
     /// Build an exercise and run it with its workload: pass, or what is still wrong and the hint
     Check {
         /// The exercise, e.g. 02-uid-gid (see `list`)
@@ -53,8 +57,8 @@ pub enum Task {
 
 pub fn run(task: Task) -> Result<ExitCode> {
     match task {
-        Task::List => {
-            list()?;
+        Task::List { json } => {
+            list(json)?;
             Ok(ExitCode::SUCCESS)
         }
         Task::Hint { id } => {
@@ -88,7 +92,18 @@ fn find(id: &str) -> Result<&'static Exercise> {
     })
 }
 
-fn list() -> Result<()> {
+fn list(json: bool) -> Result<()> {
+    if json {
+        for exercise in ALL {
+            let entry = serde_json::json!({
+                "id": exercise.id,
+                "task": exercise.task,
+                "done": is_done(exercise)?,
+            });
+            println!("{entry}");
+        }
+        return Ok(());
+    }
     let mut done = 0;
     for exercise in ALL {
         let state = if is_done(exercise)? {
@@ -244,4 +259,29 @@ fn hash_tree(dir: &Path, hasher: &mut DefaultHasher) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hash(dir: &Path) -> u64 {
+        let mut hasher = DefaultHasher::new();
+        hash_tree(dir, &mut hasher).unwrap();
+        hasher.finish()
+    }
+
+    #[test]
+    fn an_edit_or_a_new_file_changes_the_fingerprint() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir(dir.path().join("src")).unwrap();
+        fs::write(dir.path().join("src/main.rs"), "fn main() {}\n").unwrap();
+        let before = hash(dir.path());
+        assert_eq!(before, hash(dir.path()));
+        fs::write(dir.path().join("src/main.rs"), "fn main() { }\n").unwrap();
+        let edited = hash(dir.path());
+        assert_ne!(before, edited);
+        fs::write(dir.path().join("src/extra.rs"), "").unwrap();
+        assert_ne!(edited, hash(dir.path()));
+    }
 }
