@@ -128,7 +128,17 @@ fn check(exercise: &'static Exercise, kernel: Option<&str>, solution: bool) -> R
     } else {
         Variant::Learner
     };
-    let programs = runner::build(&[exercise], variant)?;
+    let programs = match runner::build(&[exercise], variant) {
+        Ok(programs) => programs,
+        Err(err) => {
+            println!(
+                "✗ {}: it does not build ({err:#}); cargo's errors are above",
+                exercise.id
+            );
+            println!("hint: {}", exercise.hint);
+            return Ok(ExitCode::FAILURE);
+        }
+    };
     let (runs, place) = match kernel {
         None if runner::native_possible(exercise) => (
             runner::run_natively(&programs)?,

@@ -41,7 +41,9 @@ fn main() -> Result<()> {
     let open = UnlinkSkelBuilder::default()
         .open(&mut object)
         .context("opening the BPF object")?;
-    let skel = open.load().context("loading the BPF programs (-v shows the verifier's log)")?;
+    let skel = open
+        .load()
+        .context("loading the BPF programs (-v shows the verifier's log)")?;
     let _entry = skel
         .progs
         .unlink_entry
@@ -93,7 +95,11 @@ fn print_event(data: &[u8]) -> i32 {
 
 /// A NUL-terminated C string from the kernel (BPF's `char` is signed), for printing.
 fn text(chars: &[i8]) -> String {
-    let bytes: Vec<u8> = chars.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect();
+    let bytes: Vec<u8> = chars
+        .iter()
+        .take_while(|&&c| c != 0)
+        .map(|&c| c as u8)
+        .collect();
     String::from_utf8_lossy(&bytes).into_owned()
 }
 

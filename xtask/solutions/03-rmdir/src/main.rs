@@ -52,17 +52,15 @@ fn main() -> Result<()> {
         prog.set_attach_target(0, Some(rmdir_function.to_string()))
             .context("setting the rmdir function to trace")?;
     }
-    let skel = open.load().context("loading the BPF programs (-v shows the verifier's log)")?;
+    let skel = open
+        .load()
+        .context("loading the BPF programs (-v shows the verifier's log)")?;
     let _entry = skel
         .progs
         .unlink_entry
         .attach()
         .context("attaching fentry")?;
-    let _exit = skel
-        .progs
-        .unlink_exit
-        .attach()
-        .context("attaching fexit")?;
+    let _exit = skel.progs.unlink_exit.attach().context("attaching fexit")?;
     let _rmdir_entry = skel
         .progs
         .rmdir_entry
@@ -114,7 +112,11 @@ fn print_event(data: &[u8]) -> i32 {
 
 /// A NUL-terminated C string from the kernel (BPF's `char` is signed), for printing.
 fn text(chars: &[i8]) -> String {
-    let bytes: Vec<u8> = chars.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect();
+    let bytes: Vec<u8> = chars
+        .iter()
+        .take_while(|&&c| c != 0)
+        .map(|&c| c as u8)
+        .collect();
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
