@@ -5,6 +5,7 @@ pub mod bench;
 pub mod book;
 pub mod cmd;
 pub mod deps;
+pub mod exercise;
 pub mod test;
 pub mod try_lesson;
 pub mod vm;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use xtask::vm::{kernels, Accel, VmRun};
-use xtask::{bench, book, deps, test, try_lesson, vm};
+use xtask::{bench, book, deps, exercise, test, try_lesson, vm};
 
 #[derive(Parser)]
 #[command(
@@ -41,6 +41,11 @@ enum Task {
     Book {
         #[command(subcommand)]
         task: book::Task,
+    },
+    /// The exercises, checked like rustlings: list, check ID, hint ID
+    Exercise {
+        #[command(subcommand)]
+        task: exercise::Task,
     },
 }
 
@@ -155,6 +160,7 @@ fn run(task: Task) -> Result<ExitCode> {
             book::run(task)?;
             Ok(ExitCode::SUCCESS)
         }
+        Task::Exercise { task } => exercise::run(task),
     }
 }
 

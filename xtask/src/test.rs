@@ -21,6 +21,8 @@ pub fn run() -> Result<()> {
     // --include-ignored: the end-to-end tests are ignored in a plain `cargo test`
     // because they need the binaries, QEMU and the kernels prepared above.
     cmd::run(cargo().args(["test", "--workspace", "--", "--include-ignored"]))?;
+    // Every exercise's starting point fails its check and its solution passes.
+    crate::exercise::ci(&crate::exercise::CI_KERNELS)?;
     // The book: sources, build, links, search, a real browser, and its transcripts
     // re-run against the binaries built above.
     crate::book::run(crate::book::Task::Check)?;
