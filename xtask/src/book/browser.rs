@@ -24,17 +24,28 @@ use crate::cmd;
 const CHROMIUM: &str = "/usr/bin/chromium";
 const TIMEOUT: Duration = Duration::from_secs(20);
 
-/// The page pair the check walks through, and the queries it types.
+/// The page pair the check walks through, and the queries it searches.
 pub struct Plan<'a> {
     pub en_page: &'a str,
     pub zh_page: &'a str,
-    pub zh_query: &'a str,
+    /// A heading id both pages have: the language link must keep it.
+    pub section: &'a str,
+    /// Each must find Chinese sections, and only those, on every fresh load of the Chinese page.
+    pub zh_queries: &'a [&'a str],
+    /// Must find English sections, and only those, on the English page.
     pub en_query: &'a str,
+    /// Every page: its previous/next links must stay in its language.
+    pub pages: Vec<String>,
 }
 
-/// Load an English page, follow its language link, check lang and the fonts
-/// Chinese renders with, follow the link back, search in Chinese and in
-/// English; screenshots go to `shots`.
+/// How many times each Chinese query is loaded afresh (`?search=`, cache
+/// off): the CJK patch once lost a race with mdBook's searcher on some loads.
+pub const LOADS: usize = 10;
+
+/// Load an English page at a section, follow its language link (to the same
+/// section), check lang and the fonts Chinese renders with, follow the link
+/// back; search in Chinese on fresh loads and in English; check every page's
+/// previous/next links; screenshots go to `shots`.
 pub fn check(site: &Path, plan: &Plan<'_>, shots: &Path, problems: &mut Problems) -> Result<()> {
     let base = server::start(site)?;
     fs::create_dir_all(shots).with_context(|| format!("creating {}", shots.display()))?;
@@ -98,7 +109,7 @@ fn walk(
     shots: &Path,
     problems: &mut Problems,
 ) -> Result<()> {
-    let en_url = format!("{base}{}", plan.en_page);
+    let en_url = format!("{base}{}#{}", plan.en_page, plan.section);
     browser.navigate(&en_url)?;
     expect_page(browser, plan.en_page, "en", problems)?;
     // On an English page the sidebar still lists the Chinese chapters.
@@ -107,6 +118,13 @@ fn walk(
 
     browser.click_and_wait(".lang-switch a.lang-link")?;
     expect_page(browser, plan.zh_page, "zh-CN", problems)?;
+    let hash = browser.eval("location.hash")?;
+    if hash != json!(format!("#{}", plan.section)) {
+        problems.add(format!(
+            "browser: the language link from {}#{} lost the section: landed on {}{hash}",
+            plan.en_page, plan.section, plan.zh_page
+        ));
+    }
     if browser.eval("document.querySelector('main div[lang=\"zh-CN\"]') !== null")? != json!(true) {
         problems.add(format!(
             "browser: {}: no <div lang=\"zh-CN\"> around the content",
@@ -119,20 +137,86 @@ fn walk(
     browser.click_and_wait(".lang-switch a.lang-link")?;
     expect_page(browser, plan.en_page, "en", problems)?;
 
-    browser.navigate(&format!("{base}{}", plan.zh_page))?;
-    browser.click("#mdbook-search-toggle")?;
-    for (query, language) in [(plan.zh_query, "zh/"), (plan.en_query, "en/")] {
-        let results = browser.search(query)?;
-        if !results.iter().any(|href| href.contains(language)) {
+    // Fresh loads: no cache, so the scripts arrive in a different order each time.
+    browser.send("Network.setCacheDisabled", json!({"cacheDisabled": true}))?;
+    for query in plan.zh_queries {
+        let mut counts = Vec::new();
+        for _ in 0..LOADS {
+            let results = browser.search_on_load(base, plan.zh_page, query)?;
+            counts.push(results.len());
+            expect_language(&results, query, plan.zh_page, "zh/", problems);
+        }
+        eprintln!(
+            "book: ?search={query} on {}: results per fresh load {counts:?}",
+            plan.zh_page
+        );
+        if counts.contains(&0) {
             problems.add(format!(
-                "browser: searching {query:?} found no {language} page; results: {results:?}"
+                "browser: ?search={query} on {} found nothing on {} of {LOADS} fresh loads: {counts:?}",
+                plan.zh_page,
+                counts.iter().filter(|c| **c == 0).count()
             ));
         }
-        if language == "zh/" {
-            browser.screenshot(&shots.join("zh-search.png"))?;
+    }
+    browser.screenshot(&shots.join("zh-search.png"))?;
+    let results = browser.search_on_load(base, plan.en_page, plan.en_query)?;
+    eprintln!(
+        "book: ?search={} on {}: {} results",
+        plan.en_query,
+        plan.en_page,
+        results.len()
+    );
+    if results.is_empty() {
+        problems.add(format!(
+            "browser: ?search={} on {} found nothing",
+            plan.en_query, plan.en_page
+        ));
+    }
+    expect_language(&results, plan.en_query, plan.en_page, "en/", problems);
+    browser.send("Network.setCacheDisabled", json!({"cacheDisabled": false}))?;
+
+    for page in &plan.pages {
+        browser.navigate(&format!("{base}{page}"))?;
+        let lang = if page.starts_with("zh/") {
+            "zh/"
+        } else {
+            "en/"
+        };
+        let links = browser.eval(
+            "Array.from(document.querySelectorAll('a.nav-chapters, a.mobile-nav-chapters'), \
+             a => a.getAttribute('href'))",
+        )?;
+        for href in links
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|h| h.as_str())
+        {
+            let other = if lang == "en/" { "zh/" } else { "en/" };
+            if href.contains(other) {
+                problems.add(format!(
+                    "browser: {page}: a previous/next link leaves the language: {href} (theme/lang.js drops it)"
+                ));
+            }
         }
     }
     Ok(())
+}
+
+/// Search results on `page` are in that page's language only.
+fn expect_language(
+    results: &[String],
+    query: &str,
+    page: &str,
+    lang: &str,
+    problems: &mut Problems,
+) {
+    let others: Vec<&String> = results.iter().filter(|href| !href.contains(lang)).collect();
+    if !others.is_empty() {
+        problems.add(format!(
+            "browser: ?search={query} on {page} shows results outside {lang}: {others:?}"
+        ));
+    }
 }
 
 /// The browser is on `page` and the document's lang is `lang`.
@@ -388,30 +472,20 @@ impl Browser {
         Ok(())
     }
 
-    /// Type `query` key by key into the focused search bar; the result links.
-    fn search(&mut self, query: &str) -> Result<Vec<String>> {
-        self.eval("document.getElementById('mdbook-searchbar').value = ''")?;
-        for key in query.chars() {
-            let text = key.to_string();
-            self.send(
-                "Input.dispatchKeyEvent",
-                json!({"type": "keyDown", "key": text, "text": text, "unmodifiedText": text}),
-            )?;
-            self.send(
-                "Input.dispatchKeyEvent",
-                json!({"type": "keyUp", "key": text}),
-            )?;
-        }
+    /// Load `page?search=QUERY` afresh and wait for mdBook's searcher to show
+    /// its results for QUERY; the result links.
+    fn search_on_load(&mut self, base: &str, page: &str, query: &str) -> Result<Vec<String>> {
+        let encoded: String = query.bytes().map(|b| format!("%{b:02X}")).collect();
+        self.navigate(&format!("{base}{page}?search={encoded}"))?;
+        let query_js = serde_json::to_string(query)?;
         let deadline = Instant::now() + TIMEOUT;
         loop {
-            let state = self.eval(
-                "[document.getElementById('mdbook-searchbar').value, \
-                 document.getElementById('mdbook-searchresults-header').innerText, \
-                 Array.from(document.querySelectorAll('#mdbook-searchresults li a'), a => a.getAttribute('href'))]",
-            )?;
-            let header = state[1].as_str().unwrap_or("");
-            if state[0] == json!(query) && header.contains(query) {
-                return Ok(state[2]
+            let state = self.eval(&format!(
+                "[document.getElementById('mdbook-searchresults-header').innerText.includes({query_js}), \
+                 Array.from(document.querySelectorAll('#mdbook-searchresults li a'), a => a.getAttribute('href'))]"
+            ))?;
+            if state[0] == json!(true) {
+                return Ok(state[1]
                     .as_array()
                     .into_iter()
                     .flatten()
@@ -419,9 +493,9 @@ impl Browser {
                     .collect());
             }
             if Instant::now() > deadline {
-                bail!("searching {query:?}: no results header after {TIMEOUT:?} (search bar {}, header {header:?})", state[0]);
+                bail!("?search={query} on {page}: no results header after {TIMEOUT:?}");
             }
-            std::thread::sleep(Duration::from_millis(100));
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
 

@@ -1,7 +1,8 @@
 //! Checks on the built HTML, offline: every relative link and #anchor
 //! resolves, nothing is loaded from the network, no include was left
-//! unexpanded, every code block has a language, and every page links to its
-//! twin in the other language (Chinese pages inside <div lang="zh-CN">).
+//! unexpanded, every code block has a language, no stray space sits between
+//! two Chinese characters, every page links to its twin in the other language
+//! (Chinese pages inside <div lang="zh-CN">), and the chapters carry no numbers.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -12,6 +13,7 @@ use anyhow::{Context, Result};
 use super::check::Problems;
 use super::server::percent_decode;
 use super::source::{LANGUAGES, PAGES};
+use super::spacing;
 use crate::workspace;
 
 /// Attributes that name another file: (tag, attribute, loaded with the page?).
@@ -97,6 +99,11 @@ pub fn check(site: &Path, problems: &mut Problems) -> Result<()> {
                 "{source}: an {{{{#include}}}} was left unexpanded (mdBook could not resolve it)"
             ));
         }
+        for gap in spacing::stray_spaces(&page.text) {
+            problems.add(format!(
+                "{source}: a space between Chinese characters: {gap:?} (join the lines, or drop the space)"
+            ));
+        }
         let untagged = page
             .text
             .split("<pre>")
@@ -112,6 +119,17 @@ pub fn check(site: &Path, problems: &mut Problems) -> Result<()> {
                 "{source}: {untagged} code block(s) without a language (indented code, or a fence with no tag)"
             ));
         }
+    }
+
+    // mdBook numbers the chapters through the whole book: the Chinese part
+    // would be 8-14. book.toml's no-section-label turns numbers off.
+    let toc = fs::read_to_string(site.join("toc.html")).context("reading the built toc.html")?;
+    if toc.contains("<strong aria-hidden=\"true\">") {
+        problems.add(
+            "built toc.html: the chapters are numbered, the Chinese ones after the English \
+             (set no-section-label = true in book.toml)"
+                .into(),
+        );
     }
 
     for name in PAGES {
