@@ -232,10 +232,10 @@ const HOW_MEASURED_ZH: &str = "<!-- 由 `cargo xtask bench` 生成，请勿手�
          测量方法：测量程序 `unlink-bench`（bench/）以 root 身份运行在各小标题所写的内核里。\
          它先在一个新挂载的 tmpfs 里建好文件（不计时），再对每个文件调用 `unlink(2)` 并计时；\
          一个样本取几批中最快的一批（一批内平均每次 unlink 的耗时），每个样本启动一次课程程序。\
-         几种配置（不挂探针；每一课带着永远匹配不上的 `--comm` 挂上，程序会运行但什么也不送出；\
+         几种配置（不附加探针；每一课带着永远匹配不上的 `--comm` 附加上，程序会运行但什么也不送出；\
          每一课把每个事件以 JSON 写进 tmpfs 上的文件，就像 `> FILE` 那样）在每一轮里交替进行。\
-         开销是中位数减去不挂探针时的中位数；kprobe/fentry 的比值取自同一次运行。\
-         启动：从启动工具到它打印挂好探针的那一行，以及在一个线程每毫秒删一个文件时，\
+         开销是中位数减去不附加探针时的中位数；kprobe/fentry 的比值取自同一次运行。\
+         启动：从启动工具到它打印探针已附加的那一行，以及在一个线程每毫秒删一个文件时，\
          到从它的输出里读到第一个事件。bpftrace 0.17 在加载、附加之前就打印 \
          `Attaching 1 probe...`，所以第一个事件才是公平的比较。吞吐量：几个线程全速 unlink，\
          课程程序把每个事件写进 tmpfs 上的文件，测量程序不在旁边抢 CPU；课程停下后，\
@@ -269,7 +269,7 @@ fn section(md: &mut String, r: &Report, lang: Language) {
         ),
     };
     let function = r.function.as_ref().map_or(
-        lang.pick("none (no lesson attached)", "无（没有课程挂上）")
+        lang.pick("none (no lesson attached)", "无（没有课程附加）")
             .into(),
         |f| format!("`{f}`"),
     );
@@ -344,7 +344,7 @@ fn section(md: &mut String, r: &Report, lang: Language) {
             ),
             Language::Zh => writeln!(
                 md,
-                "| 启动（{} 轮） | 到打印挂好，中位数 ms | 最小-最大 | 到第一个事件，中位数 ms | 最小-最大 | 内存峰值 |",
+                "| 启动（{} 轮） | 到打印已附加，中位数 ms | 最小-最大 | 到第一个事件，中位数 ms | 最小-最大 | 内存峰值 |",
                 r.startup.rounds
             ),
         };
@@ -383,7 +383,7 @@ fn section(md: &mut String, r: &Report, lang: Language) {
                 ),
                 Language::Zh => writeln!(
                     md,
-                    "- bpftrace / {}：到第一个事件 **{:.1}x**，到打印挂好的那一行 {:.1}x。",
+                    "- bpftrace / {}：到第一个事件 **{:.1}x**，到打印已附加的那一行 {:.1}x。",
                     q.lesson, q.first_event, q.announced
                 ),
             };
@@ -416,7 +416,7 @@ fn section(md: &mut String, r: &Report, lang: Language) {
             "| {} | {} | {} | {:.0} | {} | {} | {accounted} |",
             t.tool
                 .as_deref()
-                .unwrap_or(lang.pick("no probe", "不挂探针")),
+                .unwrap_or(lang.pick("no probe", "不附加探针")),
             t.threads,
             t.ring_buffer_kib.map_or("-".into(), |k| format!("{k} KiB")),
             t.per_second,
@@ -446,7 +446,7 @@ fn section(md: &mut String, r: &Report, lang: Language) {
             (None, _, _) => lang
                 .pick(
                     "as fast as the threads unlink with it attached",
-                    "挂着它时线程能删多快就删多快",
+                    "附加着它时线程能删多快就删多快",
                 )
                 .to_string(),
         };
@@ -477,7 +477,7 @@ fn config_name(name: &str, lang: Language) -> String {
     if lang == Language::En {
         return name.to_string();
     }
-    name.replace("no probe", "不挂探针")
+    name.replace("no probe", "不附加探针")
         .replace(", filtered out", "，过滤掉")
         .replace(", delivering", "，全部送出")
 }
@@ -544,7 +544,7 @@ fn ratio(r: Option<f64>, noise_ns: f64, lang: Language) -> String {
             format!("n/a (an overhead within the no-probe IQR, {noise_ns:.0} ns)")
         }
         (None, Language::Zh) => {
-            format!("无（有一项开销落在不挂探针时的四分位距 {noise_ns:.0} ns 之内）")
+            format!("无（有一项开销落在不附加探针时的四分位距 {noise_ns:.0} ns 之内）")
         }
     }
 }
