@@ -24,7 +24,7 @@ impl Problems {
         self.0.push(problem);
     }
 
-    fn len(&self) -> usize {
+    pub fn len(&self) -> usize {
         self.0.len()
     }
 }
