@@ -248,10 +248,12 @@ const HOW_MEASURED_ZH: &str = "<!-- 由 `cargo xtask bench` 生成，请勿手�
 fn section(md: &mut String, r: &Report, lang: Language) {
     let e = &r.environment;
     let quick = if r.quick { " (--quick)" } else { "" };
+    // The same id in both languages: the language link keeps the #section.
+    let id = format!("bench-{}", e.kernel.replace(['.', '/', ' '], "-"));
     let _ = match lang {
         Language::En => writeln!(
             md,
-            "\n### {}: Linux {}, {}, {} CPUs, {}{quick}\n",
+            "\n### {}: Linux {}, {}, {} CPUs, {}{quick} {{#{id}}}\n",
             e.kernel,
             e.release,
             e.platform.describe(lang),
@@ -260,7 +262,7 @@ fn section(md: &mut String, r: &Report, lang: Language) {
         ),
         Language::Zh => writeln!(
             md,
-            "\n### {}：Linux {}，{}，{} 个 CPU，{}{quick}\n",
+            "\n### {}：Linux {}，{}，{} 个 CPU，{}{quick} {{#{id}}}\n",
             e.kernel,
             e.release,
             e.platform.describe(lang),

@@ -133,6 +133,29 @@ pub fn check(site: &Path, problems: &mut Problems) -> Result<()> {
     }
 
     for name in PAGES {
+        let heading_ids = |lang: &str| -> Option<BTreeSet<&str>> {
+            let page = pages.get(&PathBuf::from(format!("{lang}/{name}.html")))?;
+            let headings = ["h1", "h2", "h3", "h4", "h5", "h6"];
+            Some(
+                page.tags
+                    .iter()
+                    .filter(|t| headings.contains(&t.name.as_str()))
+                    .filter_map(|t| t.get("id"))
+                    .collect(),
+            )
+        };
+        if let (Some(en), Some(zh)) = (heading_ids("en"), heading_ids("zh")) {
+            let only = |a: &BTreeSet<&str>, b: &BTreeSet<&str>| -> Vec<String> {
+                a.difference(b).map(|id| id.to_string()).collect()
+            };
+            for (lang, missing) in [("zh", only(&en, &zh)), ("en", only(&zh, &en))] {
+                if !missing.is_empty() {
+                    problems.add(format!(
+                        "built {lang}/{name}.html: no heading with id {missing:?}, which the other language has (generated pages included)"
+                    ));
+                }
+            }
+        }
         for lang in LANGUAGES {
             let other = if lang == "en" { "zh" } else { "en" };
             let file = PathBuf::from(format!("{lang}/{name}.html"));
