@@ -9,13 +9,16 @@ use std::fs::{self, File};
 use std::io::{BufRead, BufReader, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
 use serde_json::{json, Value};
+use tempfile::TempDir;
 
 use super::check::Problems;
 use super::{pipe, server};
@@ -267,15 +270,16 @@ struct Browser {
     unseen: VecDeque<Value>,
     next_id: u64,
     session: String,
-    profile: PathBuf,
+    /// A fresh profile directory, private to this run (mode 0700, random name).
+    profile: TempDir,
 }
 
 impl Browser {
     fn launch(log: &Path) -> Result<Browser> {
-        let profile =
-            std::env::temp_dir().join(format!("xtask-book-chromium-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&profile);
-        fs::create_dir_all(&profile)?;
+        let profile = tempfile::Builder::new()
+            .prefix("xtask-book-chromium-")
+            .tempdir()
+            .context("creating a private Chromium profile directory")?;
         let (commands_read, commands) = pipe()?;
         let (messages, messages_write) = pipe()?;
         let mut command = Command::new(CHROMIUM);
@@ -292,7 +296,7 @@ impl Browser {
                 "--window-size=1280,900",
                 "--remote-debugging-pipe",
             ])
-            .arg(format!("--user-data-dir={}", profile.display()))
+            .arg(format!("--user-data-dir={}", profile.path().display()))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(File::create(log).with_context(|| format!("creating {}", log.display()))?);
@@ -526,8 +530,10 @@ impl Browser {
         let data = shot["data"]
             .as_str()
             .context("Page.captureScreenshot returned no data")?;
-        fs::write(path, base64_decode(data)?)
-            .with_context(|| format!("writing {}", path.display()))?;
+        let png = STANDARD
+            .decode(data)
+            .context("Page.captureScreenshot returned invalid base64")?;
+        fs::write(path, png).with_context(|| format!("writing {}", path.display()))?;
         eprintln!("book: screenshot {}", path.display());
         Ok(())
     }
@@ -542,42 +548,9 @@ impl Browser {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = fs::remove_dir_all(&self.profile);
-        std::mem::take(&mut self.events)
-    }
-}
-
-fn base64_decode(text: &str) -> Result<Vec<u8>> {
-    let mut out = Vec::with_capacity(text.len() / 4 * 3);
-    let (mut bits, mut count) = (0u32, 0);
-    for byte in text.bytes().filter(|b| *b != b'=') {
-        let value = match byte {
-            b'A'..=b'Z' => byte - b'A',
-            b'a'..=b'z' => byte - b'a' + 26,
-            b'0'..=b'9' => byte - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return Err(anyhow!("invalid base64 byte {byte:#x}")),
-        };
-        bits = (bits << 6 | u32::from(value)) & 0xffff;
-        count += 6;
-        if count >= 8 {
-            count -= 8;
-            out.push((bits >> count) as u8);
-        }
-    }
-    Ok(out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn decodes_base64() {
-        assert_eq!(base64_decode("aGVsbG8=").unwrap(), b"hello");
-        assert_eq!(base64_decode("5Lit5paH").unwrap(), "中文".as_bytes());
-        assert_eq!(base64_decode("").unwrap(), b"");
-        assert!(base64_decode("a*").is_err());
+        let events = std::mem::take(&mut self.events);
+        // Chromium has exited: nothing writes to the profile any more.
+        let _ = self.profile.close();
+        events
     }
 }

@@ -417,7 +417,8 @@ mod tests {
 
     #[test]
     fn resolves_links_and_anchors() {
-        let site = std::env::temp_dir().join(format!("xtask-book-html-{}", std::process::id()));
+        let dir = tempfile::tempdir().unwrap();
+        let site = dir.path().to_path_buf();
         fs::create_dir_all(site.join("en")).unwrap();
         fs::create_dir_all(site.join("zh")).unwrap();
         fs::write(site.join("en/a.html"), "").unwrap();
@@ -459,6 +460,5 @@ mod tests {
             ),
             Ok(())
         );
-        fs::remove_dir_all(&site).unwrap();
     }
 }

@@ -522,8 +522,8 @@ mod tests {
 
     #[test]
     fn anchors_must_open_and_close() {
-        let dir = std::env::temp_dir().join(format!("xtask-book-source-{}", std::process::id()));
-        fs::create_dir_all(&dir).unwrap();
+        let temp = tempfile::tempdir().unwrap();
+        let dir = temp.path().to_path_buf();
         fs::write(
             dir.join("a.c"),
             "// ANCHOR: entry\nint x;\n// ANCHOR_END: entry\n/* ANCHOR: half */\n",
@@ -543,7 +543,6 @@ mod tests {
             .contains("ANCHOR: missing"));
         assert_eq!(resolve_include(&dir, &include("2:3")), Ok(()));
         assert!(resolve_include(&dir, &include("9:")).is_err());
-        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
