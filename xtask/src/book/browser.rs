@@ -189,12 +189,14 @@ fn walk(
             "Array.from(document.querySelectorAll('a.nav-chapters, a.mobile-nav-chapters'), \
              a => a.getAttribute('href'))",
         )?;
-        for href in links
+        // The wide and the mobile navigation repeat each link: report it once.
+        let hrefs: std::collections::BTreeSet<&str> = links
             .as_array()
             .into_iter()
             .flatten()
             .filter_map(|h| h.as_str())
-        {
+            .collect();
+        for href in hrefs {
             let other = if lang == "en/" { "zh/" } else { "en/" };
             if href.contains(other) {
                 problems.add(format!(

@@ -9,6 +9,7 @@ use std::fs;
 use std::path::{Component, Path, PathBuf};
 
 use anyhow::{Context, Result};
+use scraper::{Html, Selector};
 
 use super::check::Problems;
 use super::server::percent_decode;
@@ -293,101 +294,22 @@ fn normalize(path: &Path) -> Option<PathBuf> {
     Some(out)
 }
 
-/// The start tags of an HTML document, with decoded attribute values. Skips
-/// comments, and the contents of <script> and <style>.
+/// The elements of an HTML document in document order, with decoded
+/// attribute values (html5ever, through scraper: comments and the text of
+/// <script> and <style> are not elements).
 fn tags(html: &str) -> Vec<Tag> {
-    let mut tags = Vec::new();
-    let mut rest = html;
-    while let Some(at) = rest.find('<') {
-        rest = &rest[at + 1..];
-        if let Some(after) = rest.strip_prefix("!--") {
-            rest = after.find("-->").map_or("", |end| &after[end + 3..]);
-            continue;
-        }
-        if rest.starts_with(['!', '/', '?']) {
-            continue;
-        }
-        let name_len = rest
-            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
-            .unwrap_or(rest.len());
-        if name_len == 0 {
-            continue;
-        }
-        let name = rest[..name_len].to_ascii_lowercase();
-        let (attributes, consumed) = attributes(&rest[name_len..]);
-        rest = &rest[name_len + consumed..];
-        if name == "script" || name == "style" {
-            let close = format!("</{name}");
-            rest = rest.find(&close).map_or("", |end| &rest[end..]);
-        }
-        tags.push(Tag { name, attributes });
-    }
-    tags
-}
-
-/// Attributes up to the tag's `>`; how many bytes that took.
-fn attributes(text: &str) -> (Vec<(String, String)>, usize) {
-    let bytes = text.as_bytes();
-    let mut attributes = Vec::new();
-    let mut i = 0;
-    loop {
-        while i < bytes.len() && (bytes[i].is_ascii_whitespace() || bytes[i] == b'/') {
-            i += 1;
-        }
-        if i >= bytes.len() || bytes[i] == b'>' {
-            return (attributes, (i + 1).min(bytes.len()));
-        }
-        let start = i;
-        while i < bytes.len() && !b" \t\r\n=>/".contains(&bytes[i]) {
-            i += 1;
-        }
-        let name = text[start..i].to_ascii_lowercase();
-        while i < bytes.len() && bytes[i].is_ascii_whitespace() {
-            i += 1;
-        }
-        let mut value = String::new();
-        if i < bytes.len() && bytes[i] == b'=' {
-            i += 1;
-            while i < bytes.len() && bytes[i].is_ascii_whitespace() {
-                i += 1;
-            }
-            let (begin, end) = match bytes.get(i) {
-                Some(&quote @ (b'"' | b'\'')) => {
-                    let end = text[i + 1..]
-                        .find(quote as char)
-                        .map_or(bytes.len(), |e| i + 1 + e);
-                    (i + 1, end)
-                }
-                _ => {
-                    let end = text[i..]
-                        .find(|c: char| c.is_ascii_whitespace() || c == '>')
-                        .map_or(bytes.len(), |e| i + e);
-                    (i, end)
-                }
-            };
-            value = unescape(&text[begin..end]);
-            i = if bytes.get(end).is_some_and(|b| *b == b'"' || *b == b'\'') {
-                end + 1
-            } else {
-                end
-            };
-        }
-        if name.is_empty() {
-            i += 1;
-        } else {
-            attributes.push((name, value));
-        }
-    }
-}
-
-fn unescape(value: &str) -> String {
-    value
-        .replace("&quot;", "\"")
-        .replace("&#34;", "\"")
-        .replace("&#39;", "'")
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&amp;", "&")
+    let every = Selector::parse("*").expect("a valid selector");
+    Html::parse_document(html)
+        .select(&every)
+        .map(|element| Tag {
+            name: element.value().name().to_string(),
+            attributes: element
+                .value()
+                .attrs()
+                .map(|(name, value)| (name.to_string(), value.to_string()))
+                .collect(),
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -400,10 +322,10 @@ mod tests {
             <script>if (a < b) { x = "<a href='no'>"; }</script><h2 id='sec'>S</h2><br/>"#;
         let found = tags(html);
         let names: Vec<&str> = found.iter().map(|t| t.name.as_str()).collect();
-        assert_eq!(names, ["a", "script", "h2", "br"]);
-        assert_eq!(found[0].get("href"), Some("x.html#a&b"));
-        assert_eq!(found[0].get("class"), Some("plain"));
-        assert_eq!(found[2].get("id"), Some("sec"));
+        assert_eq!(names, ["html", "head", "body", "a", "script", "h2", "br"]);
+        assert_eq!(found[3].get("href"), Some("x.html#a&b"));
+        assert_eq!(found[3].get("class"), Some("plain"));
+        assert_eq!(found[5].get("id"), Some("sec"));
     }
 
     #[test]

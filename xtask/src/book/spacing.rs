@@ -2,10 +2,8 @@
 //! break, which a browser renders as one) between two CJK characters is a
 //! gap in the middle of a sentence. preprocessor/lang.py joins the source
 //! lines that would cause one; this finds any that is left, outside code.
-//!
-//! Hand-made rather than an HTML parser crate: it needs only the tag names,
-//! to drop code and to know where a block ends (a space there renders as
-//! nothing), and mdBook's output is regular enough for that.
+
+use scraper::{ElementRef, Html, Node, Selector};
 
 /// Code and scripts: their text is not prose.
 const SKIPPED: [&str; 5] = ["pre", "code", "script", "style", "svg"];
@@ -93,44 +91,42 @@ pub fn stray_spaces(html: &str) -> Vec<String> {
 /// Where a block ends, in the text: a character neither CJK nor a space.
 const BLOCK_END: char = '\u{1}';
 
-/// The text of `html` with tags removed: code as `·`, block boundaries as
-/// BLOCK_END, a few entities decoded.
+/// The text of `html`'s <main> (or of the whole page): code as `·`, the
+/// edges of block elements as BLOCK_END.
 fn visible_text(html: &str) -> String {
-    let mut out = String::with_capacity(html.len());
-    let mut rest = html;
-    while let Some(at) = rest.find('<') {
-        out.push_str(&decode(&rest[..at]));
-        rest = &rest[at + 1..];
-        let closing = rest.starts_with('/');
-        let name: String = rest
-            .trim_start_matches('/')
-            .chars()
-            .take_while(|c| c.is_ascii_alphanumeric())
-            .collect::<String>()
-            .to_ascii_lowercase();
-        let end = rest.find('>').map_or(rest.len(), |e| e + 1);
-        rest = &rest[end..];
-        if !closing && SKIPPED.contains(&name.as_str()) {
-            let close = format!("</{name}");
-            rest = rest.find(&close).map_or("", |e| &rest[e..]);
-            let end = rest.find('>').map_or(rest.len(), |e| e + 1);
-            rest = &rest[end..];
-            out.push('·');
-        } else if BLOCKS.contains(&name.as_str()) {
-            out.push(BLOCK_END);
-        }
-    }
-    out.push_str(&decode(rest));
+    let document = Html::parse_document(html);
+    let main = Selector::parse("main").expect("a valid selector");
+    let root = document
+        .select(&main)
+        .next()
+        .unwrap_or_else(|| document.root_element());
+    let mut out = String::with_capacity(html.len() / 2);
+    collect(root, &mut out);
     out
 }
 
-fn decode(text: &str) -> String {
-    text.replace("&nbsp;", "\u{a0}")
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&quot;", "\"")
-        .replace("&#39;", "'")
-        .replace("&amp;", "&")
+fn collect(element: ElementRef<'_>, out: &mut String) {
+    for child in element.children() {
+        match child.value() {
+            Node::Text(text) => out.push_str(text),
+            Node::Element(_) => {
+                let Some(child) = ElementRef::wrap(child) else {
+                    continue;
+                };
+                let name = child.value().name();
+                if SKIPPED.contains(&name) {
+                    out.push('·');
+                } else if BLOCKS.contains(&name) {
+                    out.push(BLOCK_END);
+                    collect(child, out);
+                    out.push(BLOCK_END);
+                } else {
+                    collect(child, out);
+                }
+            }
+            _ => {}
+        }
+    }
 }
 
 #[cfg(test)]
