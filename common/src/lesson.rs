@@ -1,5 +1,6 @@
-//! Everything a lesson does around its probes: flags, target, error
-//! explanations, the `-- COMMAND` child, the poll loop and the summary.
+//! Everything a lesson does around its probes that is not the lesson's topic:
+//! flags, target, error explanations, the `-- COMMAND` child, printing and the
+//! summary. The ring buffer and the poll loop are in each lesson's main.rs.
 
 use std::cell::{Cell, RefCell};
 use std::io::{self, BufWriter, Stdout, Write};
@@ -13,28 +14,23 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
 use colored::Colorize;
-use libbpf_rs::{
-    libbpf_sys, Link, MapCore, MapFlags, MapMut, PrintLevel, ProgramMut, RingBufferBuilder,
-};
+use libbpf_rs::{libbpf_sys, Link, MapCore, MapFlags, MapMut, PrintLevel, ProgramMut};
 
 use crate::cli::LessonArgs;
 use crate::command::{exit_code, Command};
 use crate::events::{self, Clock, Event, EventWriter, JsonLine};
 use crate::failures::{self, Facts, Observed, Probe, Stage};
-use crate::kernel_btf::KernelBtfCopy;
 use crate::printk::{self, TracePipe};
 use crate::target::{self, Target};
 
-/// How often the loop looks at the clock, the command and Ctrl-C.
-const TICK: Duration = Duration::from_millis(100);
+/// How often the poll loop looks at the clock, the command and Ctrl-C.
+pub const TICK: Duration = Duration::from_millis(100);
 
 pub struct Lesson {
     args: LessonArgs,
     probe: Probe,
     target: Target,
     trace_pipe: Option<TracePipe>,
-    /// Held from start to attached: see kernel_btf.rs.
-    btf_copy: Option<KernelBtfCopy>,
 }
 
 impl Lesson {
@@ -43,15 +39,6 @@ impl Lesson {
         args.color.apply();
         capture_libbpf_log(args.verbose);
         install_stop_handlers();
-        let btf_copy = match KernelBtfCopy::install() {
-            Ok(copy) => Some(copy),
-            Err(why) => {
-                if args.verbose {
-                    eprintln!("kernel BTF: no private copy of /sys/kernel/btf/vmlinux ({why})");
-                }
-                None
-            }
-        };
         let root = Path::new("/");
         let target = target::resolve(args.function.as_deref(), root)?;
         // Open trace_pipe before loading anything, so a missing tracefs fails fast.
@@ -65,7 +52,6 @@ impl Lesson {
             probe,
             target,
             trace_pipe,
-            btf_copy,
         })
     }
 
@@ -141,22 +127,24 @@ impl Lesson {
             .collect()
     }
 
-    /// Say what is attached, then print events until a limit, Ctrl-C, or the command's end.
-    /// `probes` are the entry and exit programs with their links: the summary
-    /// asks the kernel how many of their runs it skipped.
-    pub fn watch(
-        mut self,
-        events: &MapMut<'_>,
-        traced_tgids: &MapMut<'_>,
-        lost_events: &u64,
-        probes: [(&ProgramMut<'_>, &Link); 2],
-    ) -> Result<ExitCode> {
-        drop(self.btf_copy.take()); // loaded: back to the real /sys before anything runs
+    /// Where the events go: stdout, as text or JSON, up to `--count`.
+    pub fn output(&self) -> Output {
+        Output {
+            writer: RefCell::new(EventWriter::new(Clock::now(), self.args.json)),
+            stdout: RefCell::new(BufWriter::with_capacity(64 * 1024, io::stdout())),
+            seen: Cell::new(0),
+            limit: self.args.count.unwrap_or(u64::MAX),
+            closed: Cell::new(false),
+        }
+    }
+
+    /// The programs are attached: trace `--pid`, say so, and start `-- COMMAND`.
+    pub fn begin(&self, traced_tgids: &MapMut<'_>) -> Result<Watch> {
         if let Some(pid) = self.args.pid {
             trace_pid(traced_tgids, pid)?;
         }
         self.announce();
-        let mut child = match self.follows_command() {
+        let child = match self.follows_command() {
             true => {
                 // Trace ourselves for the instant of the fork: follow_fork then adds the
                 // child in the kernel before it runs, so not even its first unlink is missed.
@@ -168,105 +156,68 @@ impl Lesson {
             }
             false => None,
         };
+        Ok(Watch {
+            child,
+            status: None,
+            deadline: self
+                .args
+                .duration
+                .map(|secs| Instant::now() + Duration::from_secs_f64(secs)),
+        })
+    }
 
-        let seen = Cell::new(0u64);
-        let output_closed = Cell::new(false);
-        let limit = self.args.count.unwrap_or(u64::MAX);
-        // Buffered, flushed once per poll: a write(2) per event would cap the event rate.
-        let stdout = RefCell::new(BufWriter::with_capacity(64 * 1024, std::io::stdout()));
-        let write_out = |write: &mut dyn FnMut(&mut BufWriter<Stdout>) -> io::Result<()>| {
-            if !output_closed.get() && write(&mut stdout.borrow_mut()).is_err() {
-                output_closed.set(true); // e.g. `| head`: stop quietly
-            }
-        };
-        let print = |line: String| write_out(&mut |out| writeln!(out, "{line}"));
-        let flush = || {
-            if stdout.borrow_mut().flush().is_err() {
-                output_closed.set(true);
-            }
-        };
-        let deadline = self
-            .args
-            .duration
-            .map(|secs| Instant::now() + Duration::from_secs_f64(secs));
+    /// `--printk`: the programs write to trace_pipe instead of the ring
+    /// buffer; print the lesson's lines from there (step 1's way, with filters).
+    pub fn watch_trace_pipe(
+        mut self,
+        traced_tgids: &MapMut<'_>,
+        lost_events: &u64,
+        probes: [(&ProgramMut<'_>, &Link); 2],
+    ) -> Result<ExitCode> {
+        let mut pipe = self
+            .trace_pipe
+            .take()
+            .context("--printk without trace_pipe")?;
+        let output = self.output();
         let json = self.args.json;
-        // Each event goes straight into the buffer: this is the per-event cost in user space.
-        let mut writer = EventWriter::new(Clock::now(), json);
-        let mut on_event = |data: &[u8]| {
-            if seen.get() < limit {
-                if let Some(event) = Event::parse(data) {
-                    seen.set(seen.get() + 1);
-                    write_out(&mut |out| writer.write(out, &event));
-                }
-            }
-            0
-        };
-        // --printk: one unlink per exit message; other tracers' lines are skipped.
-        let print_trace_lines = |lines: Vec<String>| {
+        // One unlink per exit message; other tracers' lines are skipped.
+        let print_lines = |lines: Vec<String>| {
             for line in lines.into_iter().filter(|l| printk::is_lesson_line(l)) {
-                if seen.get() < limit {
-                    seen.set(seen.get() + u64::from(printk::is_exit_line(&line)));
-                    print(match json {
+                let counts = printk::is_exit_line(&line);
+                output.print_line(
+                    counts,
+                    &match json {
                         true => JsonLine::Printk { line: &line }.to_line(),
                         false => line,
-                    });
-                }
+                    },
+                );
             }
         };
-        let mut ring = None;
-        if self.trace_pipe.is_none() {
-            let mut builder = RingBufferBuilder::new();
-            builder
-                .add(events, &mut on_event)
-                .context("setting up the ring buffer")?;
-            ring = Some(builder.build().context("setting up the ring buffer")?);
+        let mut watch = self.begin(traced_tgids)?;
+        while watch.keep_going(&output)? {
+            pipe.wait(TICK.as_millis() as i32);
+            print_lines(pipe.read_lines()?);
+            output.flush();
         }
-        let mut status = None;
-        loop {
-            match (&ring, &mut self.trace_pipe) {
-                (Some(ring), _) => {
-                    if let Err(err) = ring.poll(TICK) {
-                        if failures::errno_of(&err) != Some(libc::EINTR) {
-                            return Err(anyhow!("reading the ring buffer: {err}"));
-                        }
-                    }
-                    // Records sent without a wakeup (see wakeup_flag in unlink.bpf.h).
-                    let _ = ring.consume();
-                }
-                (None, Some(pipe)) => {
-                    pipe.wait(TICK.as_millis() as i32);
-                    print_trace_lines(pipe.read_lines()?);
-                }
-                (None, None) => unreachable!("a lesson reads either the ring buffer or trace_pipe"),
-            }
-            flush();
-            if let Some(child) = &mut child {
-                status = child.try_wait()?;
-            }
-            let stop = STOP.load(Ordering::Relaxed)
-                || status.is_some()
-                || seen.get() >= limit
-                || output_closed.get()
-                || deadline.is_some_and(|d| Instant::now() >= d);
-            if stop {
-                break;
-            }
-        }
-        // Events already in the buffer (say, the command's last unlinks) still count.
-        if let Some(ring) = &ring {
-            let _ = ring.consume();
-        }
-        drop(ring);
-        if let Some(pipe) = &mut self.trace_pipe {
-            print_trace_lines(pipe.read_lines()?);
-        }
+        print_lines(pipe.read_lines()?);
+        self.finish(watch, output, lost_events, probes)
+    }
+
+    /// Print the summary, and wait for or stop the command: the lesson's exit code.
+    pub fn finish(
+        &self,
+        watch: Watch,
+        output: Output,
+        lost_events: &u64,
+        probes: [(&ProgramMut<'_>, &Link); 2],
+    ) -> Result<ExitCode> {
         let lost = read_lost(lost_events);
         let skipped = skipped_by_kernel(self.probe, probes);
-        flush(); // the events first, then the summary (on stderr in text mode)
-        self.summarise(seen.get(), lost, skipped, &print);
-        flush();
-        if let Some(mut child) = child {
-            let status = match status {
+        output.flush(); // the events first, then the summary (on stderr in text mode)
+        self.summarise(output.seen.get(), lost, skipped, &output);
+        output.flush();
+        if let Some(mut child) = watch.child {
+            let status = match watch.status {
                 Some(status) => status,
                 None if STOP.load(Ordering::Relaxed) => child.terminate()?,
                 None => child.terminate_after_watch()?,
@@ -311,10 +262,11 @@ impl Lesson {
         }
     }
 
-    fn summarise(&self, seen: u64, lost: u64, skipped: Option<u64>, print: &impl Fn(String)) {
+    fn summarise(&self, seen: u64, lost: u64, skipped: Option<u64>, output: &Output) {
         if self.args.json {
-            print(
-                JsonLine::Summary {
+            output.print_line(
+                false,
+                &JsonLine::Summary {
                     unlinks: seen,
                     lost_events: lost,
                     skipped_by_kernel: skipped,
@@ -329,6 +281,81 @@ impl Lesson {
             summary_text(seen, lost, skipped, self.probe)
         );
     }
+}
+
+/// The watch's state besides the output: the command and the deadline.
+pub struct Watch {
+    child: Option<Command>,
+    status: Option<std::process::ExitStatus>,
+    deadline: Option<Instant>,
+}
+
+impl Watch {
+    /// False once Ctrl-C, the command's end, `--count`, a closed stdout or
+    /// `--duration` ends the watch.
+    pub fn keep_going(&mut self, output: &Output) -> Result<bool> {
+        if let Some(child) = &mut self.child {
+            self.status = child.try_wait()?;
+        }
+        let stop = STOP.load(Ordering::Relaxed)
+            || self.status.is_some()
+            || output.seen.get() >= output.limit
+            || output.closed.get()
+            || self.deadline.is_some_and(|d| Instant::now() >= d);
+        Ok(!stop)
+    }
+}
+
+/// Events written straight into a buffered stdout, flushed once per poll: a
+/// write(2) per event would cap the event rate. Shared by reference with the
+/// ring buffer's callback, hence the cells.
+pub struct Output {
+    writer: RefCell<EventWriter>,
+    stdout: RefCell<BufWriter<Stdout>>,
+    seen: Cell<u64>,
+    limit: u64,
+    closed: Cell<bool>,
+}
+
+impl Output {
+    /// One event, as text or JSON; nothing after `--count` events.
+    pub fn event(&self, event: &Event) {
+        if self.seen.get() < self.limit {
+            self.seen.set(self.seen.get() + 1);
+            let mut writer = self.writer.borrow_mut();
+            self.write(|out| writer.write(out, event));
+        }
+    }
+
+    /// A record that is not a `struct unlink_event`: the BPF and Rust sides disagree.
+    pub fn malformed(&self, len: usize) {
+        eprintln!("a ring buffer record of {len} bytes is not a struct unlink_event: skipped");
+    }
+
+    /// A line of output; `counts` when it stands for an unlink.
+    fn print_line(&self, counts: bool, line: &str) {
+        if self.seen.get() < self.limit {
+            self.seen.set(self.seen.get() + u64::from(counts));
+            self.write(|out| writeln!(out, "{line}"));
+        }
+    }
+
+    fn write(&self, write: impl FnOnce(&mut BufWriter<Stdout>) -> io::Result<()>) {
+        if !self.closed.get() && write(&mut self.stdout.borrow_mut()).is_err() {
+            self.closed.set(true); // e.g. `| head`: stop quietly
+        }
+    }
+
+    pub fn flush(&self) {
+        if self.stdout.borrow_mut().flush().is_err() {
+            self.closed.set(true);
+        }
+    }
+}
+
+/// Whether a poll ended because a signal (Ctrl-C) arrived: not an error.
+pub fn interrupted(error: &libbpf_rs::Error) -> bool {
+    failures::errno_of(error) == Some(libc::EINTR)
 }
 
 /// `N unlinks seen, M events lost, K skipped by the kernel`; the counts of
