@@ -3,8 +3,8 @@
 //! fetched or a QEMU that is missing fails the test; it never counts as passed.
 
 use tests::{
-    binary, check_json_run, check_printk_run, counts_skips, unlink_function, WORKLOAD,
-    WORKLOAD_EXIT,
+    binary, check_json_run, check_printk_run, check_step1_run, check_step2_run, counts_skips,
+    unlink_function, WORKLOAD, WORKLOAD_EXIT,
 };
 use xtask::vm::VmRun;
 
@@ -26,6 +26,32 @@ fn run_lesson(kernel: &str, lesson: &str, mode: &str) -> String {
         "the lesson must exit with the command's status"
     );
     assert!(!stderr.contains("error:"), "{stderr}");
+    stdout
+}
+
+/// Start a step binary, run the workload once it is attached, stop it:
+/// the workload's pid lines, then what the step printed.
+fn run_step(kernel: &str, step: &str) -> String {
+    let step = binary(step).display().to_string();
+    let script = format!(
+        r#"dir=$(mktemp -d)
+{step} > "$dir/out" 2> "$dir/err" &
+step=$!
+until grep -q attached "$dir/err" || ! kill -0 $step 2>/dev/null; do sleep 0.1; done
+sh -c '{workload}'
+sleep 1
+kill $step
+cat "$dir/out" "$dir/err""#,
+        workload = WORKLOAD.replace('\'', r"'\''"),
+    );
+    let mut run = VmRun::new(kernel, ["sh", "-c", &script]);
+    run.extra_files
+        .push((step.clone().into(), step.clone().into()));
+    let output = run
+        .run_captured()
+        .unwrap_or_else(|e| panic!("{step} on {kernel}: {e:#}"));
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    eprintln!("{step} on {kernel}:\n{stdout}");
     stdout
 }
 
@@ -52,6 +78,20 @@ macro_rules! matrix_tests {
                         probes($lesson),
                         Some(counts_skips($kernel, $lesson)),
                     );
+                }
+
+                #[test]
+                #[ignore = "boots QEMU; run by `cargo xtask test`"]
+                fn step1_prints_the_chapters_messages() {
+                    let stdout = run_step($kernel, &format!("{}-step1", $lesson));
+                    check_step1_run(&stdout, $lesson);
+                }
+
+                #[test]
+                #[ignore = "boots QEMU; run by `cargo xtask test`"]
+                fn step2_prints_ring_buffer_records() {
+                    let stdout = run_step($kernel, &format!("{}-step2", $lesson));
+                    check_step2_run(&stdout);
                 }
 
                 #[test]

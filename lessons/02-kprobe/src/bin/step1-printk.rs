@@ -43,8 +43,13 @@ fn main() -> Result<()> {
         .context(
             "opening trace_pipe: is tracefs mounted? (mount -t tracefs none /sys/kernel/tracing)",
         )?;
-    for line in BufReader::new(pipe).lines() {
-        println!("{}", line.context("reading trace_pipe")?);
+    for line in BufReader::new(pipe).split(b'\n') {
+        let line = line.context("reading trace_pipe")?;
+        // The message's own "\n" ends in an empty line: skip those. File
+        // names are bytes, not always UTF-8.
+        if !line.is_empty() {
+            println!("{}", String::from_utf8_lossy(&line));
+        }
     }
     Ok(())
     // ANCHOR_END: trace_pipe
