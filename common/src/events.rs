@@ -401,6 +401,10 @@ pub enum JsonLine<'a> {
         lost_events: u64,
         /// Runs of the probes the kernel skipped; `null` when it does not count them.
         skipped_by_kernel: Option<u64>,
+        /// lesson-02: unlinks whose kretprobe never ran (a kretprobe out of
+        /// instances, or its program skipped); absent for lesson-03.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        returns_missed: Option<u64>,
     },
 }
 
@@ -562,6 +566,7 @@ mod tests {
                 unlinks: 4,
                 lost_events: 0,
                 skipped_by_kernel,
+                returns_missed: None,
             }
             .to_line()
         };
@@ -572,6 +577,16 @@ mod tests {
         assert_eq!(
             summary(None),
             r#"{"type":"summary","unlinks":4,"lost_events":0,"skipped_by_kernel":null}"#
+        );
+        let kprobe = JsonLine::Summary {
+            unlinks: 4,
+            lost_events: 0,
+            skipped_by_kernel: None,
+            returns_missed: Some(3),
+        };
+        assert_eq!(
+            kprobe.to_line(),
+            r#"{"type":"summary","unlinks":4,"lost_events":0,"skipped_by_kernel":null,"returns_missed":3}"#
         );
     }
 }

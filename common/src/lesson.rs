@@ -200,21 +200,29 @@ impl Lesson {
             output.flush();
         }
         print_lines(pipe.read_lines()?);
-        self.finish(watch, output, lost_events, probes)
+        self.finish(watch, output, lost_events, probes, None)
     }
 
     /// Print the summary, and wait for or stop the command: the lesson's exit code.
+    /// `returns_missed`: lesson-02's unlinks whose kretprobe never ran.
     pub fn finish(
         &self,
         watch: Watch,
         output: Output,
         lost_events: &u64,
         probes: [(&ProgramMut<'_>, &Link); 2],
+        returns_missed: Option<u64>,
     ) -> Result<ExitCode> {
-        let lost = read_lost(lost_events);
-        let skipped = skipped_by_kernel(self.probe, probes);
+        let lost = read_counter(lost_events);
+        let skipped = skipped_by_kernel(self.probe, probes, returns_missed.is_some());
         output.flush(); // the events first, then the summary (on stderr in text mode)
-        self.summarise(output.seen.get(), lost, skipped, &output);
+        let counts = Counts {
+            seen: output.seen.get(),
+            lost,
+            skipped,
+            returns_missed,
+        };
+        self.summarise(&counts, &output);
         output.flush();
         if let Some(mut child) = watch.child {
             let status = match watch.status {
@@ -262,14 +270,15 @@ impl Lesson {
         }
     }
 
-    fn summarise(&self, seen: u64, lost: u64, skipped: Option<u64>, output: &Output) {
+    fn summarise(&self, counts: &Counts, output: &Output) {
         if self.args.json {
             output.print_line(
                 false,
                 &JsonLine::Summary {
-                    unlinks: seen,
-                    lost_events: lost,
-                    skipped_by_kernel: skipped,
+                    unlinks: counts.seen,
+                    lost_events: counts.lost,
+                    skipped_by_kernel: counts.skipped,
+                    returns_missed: counts.returns_missed,
                 }
                 .to_line(),
             );
@@ -278,7 +287,7 @@ impl Lesson {
         eprintln!(
             "{} {}",
             format!("{}:", self.probe.lesson()).green().bold(),
-            summary_text(seen, lost, skipped, self.probe)
+            summary_text(counts, self.probe)
         );
     }
 }
@@ -358,9 +367,23 @@ pub fn interrupted(error: &libbpf_rs::Error) -> bool {
     failures::errno_of(error) == Some(libc::EINTR)
 }
 
-/// `N unlinks seen, M events lost, K skipped by the kernel`; the counts of
-/// missing events in red when they are not 0.
-fn summary_text(seen: u64, lost: u64, skipped: Option<u64>, probe: Probe) -> String {
+/// What the summary reports: printed + lost + skipped + returns missed = unlinks.
+struct Counts {
+    seen: u64,
+    lost: u64,
+    skipped: Option<u64>,
+    returns_missed: Option<u64>,
+}
+
+/// `N unlinks seen, M events lost, K skipped by the kernel[, R returns
+/// missed]`; the counts of missing events in red when they are not 0.
+fn summary_text(counts: &Counts, probe: Probe) -> String {
+    let Counts {
+        seen,
+        lost,
+        skipped,
+        returns_missed,
+    } = *counts;
     let alarm = |count: u64, text: String| match count {
         0 => text,
         _ => text.red().bold().to_string(),
@@ -372,8 +395,12 @@ fn summary_text(seen: u64, lost: u64, skipped: Option<u64>, probe: Probe) -> Str
             skips_counted_since(probe)
         ),
     };
+    let returns = match returns_missed {
+        Some(missed) => format!(", {}", alarm(missed, format!("{missed} returns missed"))),
+        None => String::new(),
+    };
     format!(
-        "{seen} unlinks seen, {}, {skipped}",
+        "{seen} unlinks seen, {}, {skipped}{returns}",
         alarm(lost, format!("{lost} events lost"))
     )
 }
@@ -393,9 +420,17 @@ fn skips_counted_since(probe: Probe) -> &'static str {
 /// kprobe/kretprobe: also another BPF program or kprobe running on that CPU,
 /// and a kretprobe out of instances (`maxactive`): the programs'
 /// `recursion_misses` plus the links' `missed`, both counted from Linux 6.7.
-fn skipped_by_kernel(probe: Probe, probes: [(&ProgramMut<'_>, &Link); 2]) -> Option<u64> {
+/// With `returns_counted`, the lesson counts every missed return itself (the
+/// entries parked for a return that never came), so only the entry counts here.
+fn skipped_by_kernel(
+    probe: Probe,
+    probes: [(&ProgramMut<'_>, &Link); 2],
+    returns_counted: bool,
+) -> Option<u64> {
+    let counted = if returns_counted { 1 } else { 2 };
     probes
         .iter()
+        .take(counted)
         .map(|(program, link)| {
             let misses = recursion_misses(program.as_fd())?;
             match probe {
@@ -456,8 +491,8 @@ fn untrace_pid(traced_tgids: &MapMut<'_>, pid: u32) -> Result<()> {
         .with_context(|| format!("removing pid {pid} from the traced processes"))
 }
 
-/// The BPF side bumps this counter in shared memory at any time.
-fn read_lost(counter: &u64) -> u64 {
+/// A counter the BPF side bumps in its memory-mapped .bss at any time.
+pub fn read_counter(counter: &u64) -> u64 {
     // SAFETY: a valid, aligned u64 in the mmapped .bss; volatile because the kernel writes it.
     unsafe { std::ptr::read_volatile(counter) }
 }
@@ -524,20 +559,28 @@ mod tests {
 
     #[test]
     fn the_summary_says_what_the_kernel_skipped_or_that_it_cannot_say() {
+        let counts = |seen, lost, skipped, returns_missed| Counts {
+            seen,
+            lost,
+            skipped,
+            returns_missed,
+        };
         colored::control::set_override(false);
         assert_eq!(
-            summary_text(7, 0, Some(0), Probe::Fentry),
+            summary_text(&counts(7, 0, Some(0), None), Probe::Fentry),
             "7 unlinks seen, 0 events lost, 0 skipped by the kernel"
         );
         assert_eq!(
-            summary_text(7, 2, None, Probe::Kprobe),
+            summary_text(&counts(7, 2, None, Some(5)), Probe::Kprobe),
             "7 unlinks seen, 2 events lost, \
-             skipped by the kernel: unknown (counted since Linux 6.7)"
+             skipped by the kernel: unknown (counted since Linux 6.7), 5 returns missed"
         );
         colored::control::set_override(true);
-        let red = summary_text(7, 0, Some(3), Probe::Fentry);
+        let red = summary_text(&counts(7, 0, Some(3), None), Probe::Fentry);
+        let missed = summary_text(&counts(7, 0, Some(0), Some(4)), Probe::Kprobe);
         colored::control::unset_override();
         assert!(red.contains(&"3 skipped by the kernel".red().bold().to_string()));
         assert!(red.contains(", 0 events lost,"), "{red}");
+        assert!(missed.contains(&"4 returns missed".red().bold().to_string()));
     }
 }

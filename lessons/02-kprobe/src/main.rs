@@ -9,8 +9,9 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::Parser;
 use libbpf_rs::skel::{OpenSkel as _, SkelBuilder as _};
+use libbpf_rs::MapCore as _;
 use libbpf_rs::RingBufferBuilder;
-use unlink_common::lesson::interrupted;
+use unlink_common::lesson::{interrupted, read_counter};
 use unlink_common::{Event, Lesson, LessonArgs, Probe, RawEvent, Stage, TICK};
 
 // ANCHOR: skeleton
@@ -79,12 +80,12 @@ fn main() -> ExitCode {
         // ANCHOR_END: attach
 
         // ANCHOR: lost
-        let lost_events = &skel
+        let bss = skel
             .maps
             .bss_data
             .as_ref()
-            .context("the BPF object has no .bss")?
-            .lost_events;
+            .context("the BPF object has no .bss")?;
+        let lost_events = &bss.lost_events;
         let probes = [(&progs.unlink_entry, &entry), (&progs.unlink_exit, &exit)];
         // ANCHOR_END: lost
         if lesson.use_printk() {
@@ -124,7 +125,12 @@ fn main() -> ExitCode {
         // Records already in the buffer (say, the command's last unlinks) still count.
         let _ = ring.consume();
         drop(ring);
-        lesson.finish(watch, output, lost_events, probes)
+        // ANCHOR: returns_missed
+        // Entries still parked never saw their return (see returns_missed in the BPF side).
+        let parked = skel.maps.in_flight.keys().count() as u64;
+        let returns_missed = read_counter(&bss.returns_missed) + parked;
+        // ANCHOR_END: returns_missed
+        lesson.finish(watch, output, lost_events, probes, Some(returns_missed))
         // ANCHOR_END: poll
     })
 }

@@ -87,12 +87,12 @@ fn main() -> ExitCode {
         // ANCHOR_END: attach
 
         // ANCHOR: lost
-        let lost_events = &skel
+        let bss = skel
             .maps
             .bss_data
             .as_ref()
-            .context("the BPF object has no .bss")?
-            .lost_events;
+            .context("the BPF object has no .bss")?;
+        let lost_events = &bss.lost_events;
         let probes = [(&progs.unlink_entry, &entry), (&progs.unlink_exit, &exit)];
         // ANCHOR_END: lost
         if lesson.use_printk() {
@@ -132,7 +132,7 @@ fn main() -> ExitCode {
         // Records already in the buffer (say, the command's last unlinks) still count.
         let _ = ring.consume();
         drop(ring);
-        lesson.finish(watch, output, lost_events, probes)
+        lesson.finish(watch, output, lost_events, probes, None)
         // ANCHOR_END: poll
     })
 }
