@@ -124,6 +124,11 @@ pub fn check_json_run(stdout: &str, function: &str, probes: [&str; 2], counts_sk
     assert_eq!(summary["type"], "summary", "{stdout}");
     assert_eq!(summary["unlinks"], expected.len() as u64, "{stdout}");
     assert_eq!(summary["lost_events"], 0, "{stdout}");
+    // Only the kretprobe lesson counts returns that never came: none here.
+    match probes[0] {
+        "kprobe" => assert_eq!(summary["returns_missed"], 0, "{stdout}"),
+        _ => assert!(summary.get("returns_missed").is_none(), "{stdout}"),
+    }
     let skipped = &summary["skipped_by_kernel"];
     match counts_skips {
         Some(true) => assert_eq!(skipped, 0, "{stdout}"),
