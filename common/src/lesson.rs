@@ -204,18 +204,26 @@ impl Lesson {
     }
 
     /// Print the summary, and wait for or stop the command: the lesson's exit code.
-    /// `returns_missed`: lesson-02's unlinks whose kretprobe never ran.
+    /// `exits_missed`: unlinks whose entry was parked but whose exit program
+    /// never ran (counted by the lesson; `None` in printk mode, which parks nothing).
     pub fn finish(
         &self,
         watch: Watch,
         output: Output,
         lost_events: &u64,
         probes: [(&ProgramMut<'_>, &Link); 2],
-        returns_missed: Option<u64>,
+        exits_missed: Option<u64>,
     ) -> Result<ExitCode> {
         let lost = read_counter(lost_events);
-        let skipped = skipped_by_kernel(self.probe, probes, returns_missed.is_some());
+        let skipped = skipped_by_kernel(self.probe, probes, exits_missed.is_some());
         output.flush(); // the events first, then the summary (on stderr in text mode)
+                        // A kretprobe's missed returns are reported as such; a skipped fexit
+                        // is the kernel's recursion guard, so it joins the skipped runs.
+        let (skipped, returns_missed) = match (self.probe, exits_missed) {
+            (Probe::Kprobe, missed) => (skipped, missed),
+            (Probe::Fentry, Some(missed)) => (skipped.map(|s| s + missed), None),
+            (Probe::Fentry, None) => (skipped, None),
+        };
         let counts = Counts {
             seen: output.seen.get(),
             lost,
@@ -420,14 +428,14 @@ fn skips_counted_since(probe: Probe) -> &'static str {
 /// kprobe/kretprobe: also another BPF program or kprobe running on that CPU,
 /// and a kretprobe out of instances (`maxactive`): the programs'
 /// `recursion_misses` plus the links' `missed`, both counted from Linux 6.7.
-/// With `returns_counted`, the lesson counts every missed return itself (the
-/// entries parked for a return that never came), so only the entry counts here.
+/// With `exits_counted`, the lesson counts every missed exit itself (the
+/// entries parked for an exit that never ran), so only the entry counts here.
 fn skipped_by_kernel(
     probe: Probe,
     probes: [(&ProgramMut<'_>, &Link); 2],
-    returns_counted: bool,
+    exits_counted: bool,
 ) -> Option<u64> {
-    let counted = if returns_counted { 1 } else { 2 };
+    let counted = if exits_counted { 1 } else { 2 };
     probes
         .iter()
         .take(counted)

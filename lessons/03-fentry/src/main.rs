@@ -9,8 +9,9 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::Parser;
 use libbpf_rs::skel::{OpenSkel as _, SkelBuilder as _};
+use libbpf_rs::MapCore as _;
 use libbpf_rs::RingBufferBuilder;
-use unlink_common::lesson::interrupted;
+use unlink_common::lesson::{interrupted, read_counter};
 use unlink_common::{Event, Lesson, LessonArgs, Probe, RawEvent, Stage, TICK};
 
 // ANCHOR: skeleton
@@ -132,7 +133,12 @@ fn main() -> ExitCode {
         // Records already in the buffer (say, the command's last unlinks) still count.
         let _ = ring.consume();
         drop(ring);
-        lesson.finish(watch, output, lost_events, probes, None)
+        // ANCHOR: exits_missed
+        // Entries still parked never saw their fexit (see exits_missed in the BPF side).
+        let parked = skel.maps.entered_at.keys().count() as u64;
+        let exits_missed = read_counter(&bss.exits_missed) + parked;
+        // ANCHOR_END: exits_missed
+        lesson.finish(watch, output, lost_events, probes, Some(exits_missed))
         // ANCHOR_END: poll
     })
 }
