@@ -21,8 +21,9 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 use colored::Colorize;
+use unlink_common::classify::{classify, errno_label, Observed};
 use unlink_common::cli::ColorChoice;
-use unlink_common::failures::{self, errno_label, Observed, Probe, Stage};
+use unlink_common::probe::{Probe, Stage};
 
 use crate::live::Outcome;
 use crate::report::Report;
@@ -244,7 +245,7 @@ fn explain(cli: &Cli, text: &str) -> Result<u8> {
                 errno: parsed.errno,
                 libbpf_log: text,
             };
-            let failure = failures::classify(&observed, &facts);
+            let failure = classify(&observed, &facts);
             serde_json::json!({
                 "lesson": probe.lesson(),
                 "probe": probe,

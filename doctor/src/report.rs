@@ -7,7 +7,8 @@ use std::fmt::Write as _;
 
 use colored::Colorize;
 use serde::Serialize;
-use unlink_common::failures::{self, Failure, Probe};
+use unlink_common::catalogue::{self, Failure};
+use unlink_common::probe::Probe;
 
 use crate::check_ids::{CheckId, SectionId};
 
@@ -55,7 +56,7 @@ pub struct Item {
     /// One line: what to do about it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub advice: Option<String>,
-    /// The catalogue entry this item points at (`unlink_common::failures`), if any.
+    /// The catalogue entry this item points at (`unlink_common::catalogue`), if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failure: Option<&'static str>,
 }
@@ -90,7 +91,7 @@ impl Item {
 
     /// Point at a catalogue entry; the advice becomes its fix for `probe`'s lesson and the book's anchor.
     pub fn failure(mut self, id: &'static str, probe: Probe) -> Item {
-        let failure = failures::by_id(id);
+        let failure = catalogue::by_id(id);
         self.failure = Some(failure.id);
         self.advice = Some(format!(
             "{} ({})",

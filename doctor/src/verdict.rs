@@ -2,7 +2,11 @@
 //! ran, its outcome decides, and the catalogue (classify) names the cause with
 //! the read-only facts; otherwise the catalogue's predict() decides.
 
-use unlink_common::failures::{self, errno_label, Facts, Observed, Prediction, Probe};
+use unlink_common::catalogue::{by_id, Failure};
+use unlink_common::classify::{classify, errno_label, Observed};
+use unlink_common::facts::Facts;
+use unlink_common::predict::{predict, Prediction};
+use unlink_common::probe::Probe;
 
 use crate::check_ids::{CheckId, SectionId};
 use crate::live::Outcome;
@@ -43,7 +47,7 @@ pub fn live_item(probe: Probe, function: Option<&str>, outcome: &Outcome, facts:
                 errno: *errno,
                 libbpf_log: log,
             };
-            let failure = failures::classify(&observed, facts);
+            let failure = classify(&observed, facts);
             let errno = errno
                 .map(errno_label)
                 .unwrap_or_else(|| "an error without errno".into());
@@ -91,7 +95,7 @@ pub fn decide(
     let function = function.unwrap_or("the unlink function");
     let verdict = |verdict,
                    basis,
-                   failure: Option<&'static failures::Failure>,
+                   failure: Option<&'static Failure>,
                    reason: String,
                    next: Option<String>| LessonVerdict {
         lesson: probe.lesson(),
@@ -114,7 +118,7 @@ pub fn decide(
         ),
         Outcome::Failed { stage, step, errno, log, .. } => {
             let observed = Observed { probe, stage: *stage, errno: *errno, libbpf_log: log };
-            let failure = failures::classify(&observed, facts);
+            let failure = classify(&observed, facts);
             let errno = errno.map(errno_label).unwrap_or_else(|| "an error".into());
             verdict(
                 Verdict::WillFail,
@@ -127,14 +131,14 @@ pub fn decide(
         Outcome::Silent { entry_fired } => verdict(
             Verdict::WillFail,
             Basis::Live,
-            Some(failures::by_id("unknown")),
+            Some(by_id("unknown")),
             format!(
                 "{entry} and {exit} attached to {function} but no event arrived after an unlink ({entry} fired: {})",
                 if *entry_fired { "yes" } else { "no" }
             ),
-            Some(failures::by_id("unknown").fix_for(probe)),
+            Some(by_id("unknown").fix_for(probe)),
         ),
-        Outcome::Skipped(why) => match failures::predict(probe, facts) {
+        Outcome::Skipped(why) => match predict(probe, facts) {
             Prediction::Fails { failure, because } => verdict(
                 Verdict::WillFail,
                 Basis::ReadOnly,

@@ -1,6 +1,7 @@
 //! The BTF section: the kernel's BTF, and the unlink function's prototype in it.
 
-use unlink_common::failures::{Facts, Probe};
+use unlink_common::facts::Facts;
+use unlink_common::probe::Probe;
 use unlink_common::target::UNLINK_FUNCTIONS;
 
 use crate::btf;

@@ -1,6 +1,7 @@
 //! The Kernel config section: which config file was found, and the options the lessons need.
 
-use unlink_common::failures::{Facts, Probe};
+use unlink_common::facts::Facts;
+use unlink_common::probe::Probe;
 
 use crate::check_ids::{CheckId, SectionId};
 use crate::parse::config::{self, KernelConfig};

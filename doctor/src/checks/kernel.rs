@@ -1,6 +1,7 @@
 //! The Kernel version section: the version the lessons need, and fentry per architecture.
 
-use unlink_common::failures::{self, Facts, Probe};
+use unlink_common::facts::{self, Facts};
+use unlink_common::probe::Probe;
 
 use super::system::Uname;
 use crate::check_ids::{CheckId, SectionId};
@@ -10,13 +11,13 @@ pub fn section(uname: &Uname, facts: &mut Facts) -> Section {
     let version = uname
         .release
         .as_deref()
-        .and_then(failures::parse_kernel_version);
+        .and_then(facts::parse_kernel_version);
     facts.kernel_version = version;
     facts.arch = uname.machine.clone();
     let mut items = Vec::new();
-    let (min_major, min_minor) = failures::LESSONS_MIN_VERSION;
+    let (min_major, min_minor) = facts::LESSONS_MIN_VERSION;
     items.push(match version {
-        Some(v) if v >= failures::LESSONS_MIN_VERSION => Item::new(
+        Some(v) if v >= facts::LESSONS_MIN_VERSION => Item::new(
             CheckId::KernelVersion,
             Status::Ok,
             format!(
@@ -46,7 +47,7 @@ pub fn section(uname: &Uname, facts: &mut Facts) -> Section {
         "any architecture, any version the lessons run on",
     ));
     let fentry = match (uname.machine.as_deref(), version) {
-        (Some(arch), Some(v)) => match failures::fentry_needs(arch) {
+        (Some(arch), Some(v)) => match facts::fentry_needs(arch) {
             Some(needs) => {
                 let (major, minor) = needs.min_version;
                 let about = if needs.approximate { "about " } else { "" };

@@ -9,7 +9,7 @@ mod privileges;
 mod system;
 mod tracing;
 
-use unlink_common::failures::Facts;
+use unlink_common::facts::Facts;
 
 use crate::report::Section;
 use crate::sysroot::SystemRoot;

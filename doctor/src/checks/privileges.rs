@@ -1,6 +1,7 @@
 //! The Privileges section: uid, capabilities, namespaces, seccomp, sysctls, lockdown, memlock.
 
-use unlink_common::failures::{self, Facts, Probe};
+use unlink_common::facts::{self, Facts};
+use unlink_common::probe::Probe;
 
 use crate::check_ids::{CheckId, SectionId};
 use crate::parse::limits;
@@ -11,7 +12,7 @@ const CAP_SYS_RESOURCE: u32 = 24;
 
 pub fn section(root: &SystemRoot, status: &str, facts: &mut Facts) -> Section {
     let mut items = Vec::new();
-    let euid: Option<u32> = failures::status_field(status, "Uid:")
+    let euid: Option<u32> = facts::status_field(status, "Uid:")
         .and_then(|uids| uids.split_whitespace().nth(1)?.parse().ok());
     facts.euid = euid;
     items.push(match euid {
@@ -29,9 +30,9 @@ pub fn section(root: &SystemRoot, status: &str, facts: &mut Facts) -> Section {
         ),
     });
     let uid_map = root.read_text("/proc/self/uid_map").unwrap_or_default();
-    facts.user_namespace = failures::uid_map_is_namespaced(&uid_map);
-    let caps = failures::effective_capabilities(status);
-    facts.privileged = caps.is_some_and(failures::capabilities_suffice) && !facts.user_namespace;
+    facts.user_namespace = facts::uid_map_is_namespaced(&uid_map);
+    let caps = facts::effective_capabilities(status);
+    facts.privileged = caps.is_some_and(facts::capabilities_suffice) && !facts.user_namespace;
     let cap_names = |caps: u64| {
         [("CAP_BPF", 39), ("CAP_PERFMON", 38), ("CAP_SYS_ADMIN", 21)]
             .iter()
@@ -49,7 +50,7 @@ pub fn section(root: &SystemRoot, status: &str, facts: &mut Facts) -> Section {
             .join(", ")
     };
     items.push(match caps {
-        Some(caps) if failures::capabilities_suffice(caps) => Item::new(
+        Some(caps) if facts::capabilities_suffice(caps) => Item::new(
             CheckId::PrivilegesCapabilities,
             Status::Ok,
             format!("{} (CapEff {caps:016x})", cap_names(caps)),
@@ -83,7 +84,7 @@ pub fn section(root: &SystemRoot, status: &str, facts: &mut Facts) -> Section {
         )
         .failure("container-restricted", Probe::Kprobe),
     });
-    facts.seccomp = failures::status_field(status, "Seccomp:").and_then(|mode| mode.parse().ok());
+    facts.seccomp = facts::status_field(status, "Seccomp:").and_then(|mode| mode.parse().ok());
     items.push(match facts.seccomp {
         Some(0) => Item::new(CheckId::PrivilegesSeccomp, Status::Ok, "off"),
         Some(2) => Item::new(CheckId::PrivilegesSeccomp, Status::Warn, "filter (mode 2)")
@@ -153,7 +154,7 @@ pub fn section(root: &SystemRoot, status: &str, facts: &mut Facts) -> Section {
             format!("{} (not charged since 5.11)", shown(limit.soft)),
         ),
         (Some(limit), true) => match facts.memlock_limit {
-            Some(bytes) if bytes < failures::MEMLOCK_NEEDED => Item::new(
+            Some(bytes) if bytes < facts::MEMLOCK_NEEDED => Item::new(
                 CheckId::PrivilegesMemlock,
                 Status::Fail,
                 format!("{} and cannot be raised", shown(limit.soft)),

@@ -1,7 +1,8 @@
 //! The Tracing section: tracefs and debugfs, kallsyms, the kprobe interfaces, whether the
 //! function can be traced, tracing_on and livepatches.
 
-use unlink_common::failures::{Facts, Probe};
+use unlink_common::facts::Facts;
+use unlink_common::probe::Probe;
 
 use crate::check_ids::{CheckId, SectionId};
 use crate::parse::kallsyms::{self, base_name};

@@ -86,11 +86,11 @@ pub fn check(problems: &mut Problems) -> Result<()> {
         }
     }
 
-    let failures = root.join("common/src/failures.rs");
+    let failures = root.join("common/src/catalogue.rs");
     let catalogue =
-        catalogue_ids(&fs::read_to_string(&failures).context("reading common/src/failures.rs")?);
+        catalogue_ids(&fs::read_to_string(&failures).context("reading common/src/catalogue.rs")?);
     if catalogue.is_empty() {
-        problems.add("common/src/failures.rs: found no `id: \"...\"` in CATALOGUE".into());
+        problems.add("common/src/catalogue.rs: found no `id: \"...\"` in CATALOGUE".into());
     }
     for lang in LANGUAGES {
         let page = format!("book/src/{lang}/troubleshooting.md");
@@ -105,7 +105,7 @@ pub fn check(problems: &mut Problems) -> Result<()> {
         for (id, line) in &catalogue {
             if !ids.contains(id) {
                 problems.add(format!(
-                    "{page}: no heading {{#{id}}} for the catalogue's {id:?} (common/src/failures.rs:{line})"
+                    "{page}: no heading {{#{id}}} for the catalogue's {id:?} (common/src/catalogue.rs:{line})"
                 ));
             }
         }
