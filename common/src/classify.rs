@@ -4,7 +4,8 @@
 use std::fmt;
 
 use crate::catalogue::{
-    by_id, Failure, E2BIG, EACCES, EBUSY, EINVAL, ENOENT, ENOMEM, ENOSYS, ENOTSUPP, EPERM, ESRCH,
+    Failure, FailureId, E2BIG, EACCES, EBUSY, EINVAL, ENOENT, ENOMEM, ENOSYS, ENOTSUPP, EPERM,
+    ESRCH,
 };
 use crate::errno;
 use crate::facts::{Facts, LESSONS_MIN_VERSION};
@@ -44,35 +45,37 @@ pub fn classify(observed: &Observed<'_>, facts: &Facts) -> &'static Failure {
             if log.contains("kernel BTF is missing")
                 || log.contains("failed to find valid kernel BTF") =>
         {
-            "no-btf"
+            FailureId::NoBtf
         }
-        (Some(ENOSYS), _, _) => "no-bpf-syscall",
+        (Some(ENOSYS), _, _) => FailureId::NoBpfSyscall,
         (Some(EPERM), _, _)
             if !facts.privileged && (facts.euid == Some(0) || facts.user_namespace) =>
         {
-            "container-restricted"
+            FailureId::ContainerRestricted
         }
-        (Some(EPERM), _, _) if !facts.privileged => "not-privileged",
-        (Some(EPERM | EINVAL), _, _) if facts.lockdown_confidentiality => "lockdown",
-        (Some(EINVAL), _, Stage::Load) if old_kernel => "kernel-too-old",
-        (Some(EPERM), _, _) if facts.seccomp == Some(2) => "container-restricted",
-        (Some(EPERM), Probe::Fentry, Stage::Load) => "tracing-refused",
+        (Some(EPERM), _, _) if !facts.privileged => FailureId::NotPrivileged,
+        (Some(EPERM | EINVAL), _, _) if facts.lockdown_confidentiality => FailureId::Lockdown,
+        (Some(EINVAL), _, Stage::Load) if old_kernel => FailureId::KernelTooOld,
+        (Some(EPERM), _, _) if facts.seccomp == Some(2) => FailureId::ContainerRestricted,
+        (Some(EPERM), Probe::Fentry, Stage::Load) => FailureId::TracingRefused,
         (Some(EPERM), _, Stage::Load) if facts.kernel_version.is_some_and(|v| v < (5, 11)) => {
-            "memlock-limit"
+            FailureId::MemlockLimit
         }
-        (Some(ENOENT), Probe::Kprobe, Stage::Attach) if no_kprobes => "no-kprobes",
-        (Some(ENOENT | ESRCH), _, _) if !facts.btf && observed.probe == Probe::Fentry => "no-btf",
-        (Some(ENOENT | ESRCH), _, _) => "function-not-found",
-        (Some(EINVAL), Probe::Kprobe, Stage::Attach) => "not-traceable",
-        (Some(ENOTSUPP), _, _) => "fentry-not-supported",
-        (Some(EBUSY), Probe::Kprobe, _) => "kprobe-busy",
-        (Some(EBUSY), Probe::Fentry, _) => "fentry-busy",
-        (Some(E2BIG), Probe::Fentry, Stage::Attach) => "trampoline-full",
-        (Some(EACCES), _, Stage::Load) => "verifier-rejected",
-        (Some(ENOMEM), _, Stage::Load) => "ring-buffer-too-big",
-        _ => "unknown",
+        (Some(ENOENT), Probe::Kprobe, Stage::Attach) if no_kprobes => FailureId::NoKprobes,
+        (Some(ENOENT | ESRCH), _, _) if !facts.btf && observed.probe == Probe::Fentry => {
+            FailureId::NoBtf
+        }
+        (Some(ENOENT | ESRCH), _, _) => FailureId::FunctionNotFound,
+        (Some(EINVAL), Probe::Kprobe, Stage::Attach) => FailureId::NotTraceable,
+        (Some(ENOTSUPP), _, _) => FailureId::FentryNotSupported,
+        (Some(EBUSY), Probe::Kprobe, _) => FailureId::KprobeBusy,
+        (Some(EBUSY), Probe::Fentry, _) => FailureId::FentryBusy,
+        (Some(E2BIG), Probe::Fentry, Stage::Attach) => FailureId::TrampolineFull,
+        (Some(EACCES), _, Stage::Load) => FailureId::VerifierRejected,
+        (Some(ENOMEM), _, Stage::Load) => FailureId::RingBufferTooBig,
+        _ => FailureId::Unknown,
     };
-    by_id(id)
+    id.failure()
 }
 
 /// `ENOENT (-2)`, `ENOTSUPP (-524)`, or `error -999` for numbers without a name.
@@ -96,7 +99,9 @@ pub fn explain(what: &str, observed: &Observed<'_>, facts: &Facts) -> String {
         " (details: `sudo unlink-doctor`)"
     };
     let verifier = match verifier_last_line(observed.libbpf_log) {
-        Some(line) if failure.id == "verifier-rejected" => format!(" (the verifier: \"{line}\")"),
+        Some(line) if failure.id == FailureId::VerifierRejected => {
+            format!(" (the verifier: \"{line}\")")
+        }
         _ => String::new(),
     };
     format!(
@@ -134,7 +139,7 @@ mod tests {
         };
         assert_eq!(
             classify(&observed(Probe::Kprobe, Stage::Load, EPERM), &container).id,
-            "container-restricted"
+            FailureId::ContainerRestricted
         );
         let userns = Facts {
             privileged: false,
@@ -144,7 +149,7 @@ mod tests {
         };
         assert_eq!(
             classify(&observed(Probe::Kprobe, Stage::Load, EPERM), &userns).id,
-            "container-restricted"
+            FailureId::ContainerRestricted
         );
         let old = Facts {
             kernel_version: Some((4, 19)),
@@ -152,7 +157,7 @@ mod tests {
         };
         assert_eq!(
             classify(&observed(Probe::Kprobe, Stage::Load, EINVAL), &old).id,
-            "kernel-too-old"
+            FailureId::KernelTooOld
         );
     }
 
@@ -170,11 +175,11 @@ mod tests {
         let facts = this_machine();
         assert_eq!(
             classify(&observed(Probe::Kprobe, Stage::Attach, ENOENT), &facts).id,
-            "no-kprobes"
+            FailureId::NoKprobes
         );
         assert_eq!(
             classify(&observed(Probe::Fentry, Stage::Load, EPERM), &facts).id,
-            "tracing-refused"
+            FailureId::TracingRefused
         );
     }
 
@@ -187,7 +192,7 @@ mod tests {
         };
         assert_eq!(
             classify(&observed(Probe::Fentry, Stage::Load, EPERM), &facts).id,
-            "not-privileged"
+            FailureId::NotPrivileged
         );
         let old = Facts {
             kernel_version: Some((5, 10)),
@@ -195,7 +200,7 @@ mod tests {
         };
         assert_eq!(
             classify(&observed(Probe::Kprobe, Stage::Load, EPERM), &old).id,
-            "memlock-limit"
+            FailureId::MemlockLimit
         );
     }
 
@@ -212,11 +217,11 @@ mod tests {
                 &with_kprobes
             )
             .id,
-            "function-not-found"
+            FailureId::FunctionNotFound
         );
         assert_eq!(
             classify(&observed(Probe::Fentry, Stage::Load, ESRCH), &with_kprobes).id,
-            "function-not-found"
+            FailureId::FunctionNotFound
         );
         let no_btf = Facts {
             btf: false,
@@ -224,13 +229,13 @@ mod tests {
         };
         assert_eq!(
             classify(&observed(Probe::Fentry, Stage::Load, ESRCH), &no_btf).id,
-            "no-btf"
+            FailureId::NoBtf
         );
         let log = Observed {
             libbpf_log: "libbpf: kernel BTF is missing at '/sys/kernel/btf/vmlinux'",
             ..observed(Probe::Kprobe, Stage::Load, ESRCH)
         };
-        assert_eq!(classify(&log, &no_btf).id, "no-btf");
+        assert_eq!(classify(&log, &no_btf).id, FailureId::NoBtf);
     }
 
     #[test]
@@ -242,31 +247,31 @@ mod tests {
         };
         assert_eq!(
             classify(&observed(Probe::Fentry, Stage::Attach, ENOTSUPP), &facts).id,
-            "fentry-not-supported"
+            FailureId::FentryNotSupported
         );
         assert_eq!(
             classify(&observed(Probe::Kprobe, Stage::Attach, EINVAL), &facts).id,
-            "not-traceable"
+            FailureId::NotTraceable
         );
         assert_eq!(
             classify(&observed(Probe::Kprobe, Stage::Attach, EBUSY), &facts).id,
-            "kprobe-busy"
+            FailureId::KprobeBusy
         );
         assert_eq!(
             classify(&observed(Probe::Fentry, Stage::Attach, EBUSY), &facts).id,
-            "fentry-busy"
+            FailureId::FentryBusy
         );
         assert_eq!(
             classify(&observed(Probe::Fentry, Stage::Attach, E2BIG), &facts).id,
-            "trampoline-full"
+            FailureId::TrampolineFull
         );
         assert_eq!(
             classify(&observed(Probe::Fentry, Stage::Load, ENOSYS), &facts).id,
-            "no-bpf-syscall"
+            FailureId::NoBpfSyscall
         );
         assert_eq!(
             classify(&observed(Probe::Fentry, Stage::Load, libc::EIO), &facts).id,
-            "unknown"
+            FailureId::Unknown
         );
         let locked = Facts {
             lockdown_confidentiality: true,
@@ -274,7 +279,7 @@ mod tests {
         };
         assert_eq!(
             classify(&observed(Probe::Kprobe, Stage::Load, EINVAL), &locked).id,
-            "lockdown"
+            FailureId::Lockdown
         );
     }
 

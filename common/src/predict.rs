@@ -1,6 +1,6 @@
 //! What the read-only facts say about a lesson before it runs.
 
-use crate::catalogue::{by_id, Failure};
+use crate::catalogue::{Failure, FailureId};
 use crate::facts::{fentry_needs, Facts, LESSONS_MIN_VERSION, MEMLOCK_NEEDED};
 use crate::probe::Probe;
 
@@ -26,19 +26,22 @@ pub enum Prediction {
 /// Predict how the lesson using `probe` will end, from read-only facts alone. Only a
 /// real load and attach is proof (unlink-doctor's live check): this is for when it cannot run.
 pub fn predict(probe: Probe, facts: &Facts) -> Prediction {
-    let fails = |id: &str, because: String| Prediction::Fails {
-        failure: by_id(id),
+    let fails = |id: FailureId, because: String| Prediction::Fails {
+        failure: id.failure(),
         because,
     };
     let mut missing = Vec::new();
 
     if facts.config_bpf_syscall == Some(false) {
-        return fails("no-bpf-syscall", "CONFIG_BPF_SYSCALL is not set".into());
+        return fails(
+            FailureId::NoBpfSyscall,
+            "CONFIG_BPF_SYSCALL is not set".into(),
+        );
     }
     match facts.kernel_version {
         Some(v) if v < LESSONS_MIN_VERSION => {
             return fails(
-                "kernel-too-old",
+                FailureId::KernelTooOld,
                 format!("kernel {}.{} is older than 5.8", v.0, v.1),
             );
         }
@@ -46,11 +49,14 @@ pub fn predict(probe: Probe, facts: &Facts) -> Prediction {
         None => missing.push("the kernel version (`uname -r` did not parse)".to_string()),
     }
     if !facts.btf {
-        return fails("no-btf", "/sys/kernel/btf/vmlinux is missing".into());
+        return fails(
+            FailureId::NoBtf,
+            "/sys/kernel/btf/vmlinux is missing".into(),
+        );
     }
     if facts.lockdown_confidentiality {
         return fails(
-            "lockdown",
+            FailureId::Lockdown,
             "/sys/kernel/security/lockdown is [confidentiality]".into(),
         );
     }
@@ -65,7 +71,7 @@ pub fn predict(probe: Probe, facts: &Facts) -> Prediction {
                         None => "no kernel config to confirm",
                     };
                     return fails(
-                        "no-kprobes",
+                        FailureId::NoKprobes,
                         format!("no kprobe PMU and no kprobe_events; {config}"),
                     );
                 }
@@ -73,7 +79,7 @@ pub fn predict(probe: Probe, facts: &Facts) -> Prediction {
             match facts.function_in_kallsyms {
                 Some(false) => {
                     return fails(
-                        "function-not-found",
+                        FailureId::FunctionNotFound,
                         "the function is not a text symbol in /proc/kallsyms".into(),
                     )
                 }
@@ -82,7 +88,7 @@ pub fn predict(probe: Probe, facts: &Facts) -> Prediction {
             }
             if facts.kprobe_blacklisted == Some(true) {
                 return fails(
-                    "not-traceable",
+                    FailureId::NotTraceable,
                     "the function is on the kprobe blacklist".into(),
                 );
             }
@@ -93,7 +99,7 @@ pub fn predict(probe: Probe, facts: &Facts) -> Prediction {
                     Some(needs) if version < needs.min_version && !needs.approximate => {
                         let (major, minor) = needs.min_version;
                         return fails(
-                            "fentry-not-supported",
+                            FailureId::FentryNotSupported,
                             format!("{arch} needs Linux >= {major}.{minor} ({}), this is {}.{}", needs.why, version.0, version.1),
                         );
                     }
@@ -110,13 +116,13 @@ pub fn predict(probe: Probe, facts: &Facts) -> Prediction {
             match (facts.config_ftrace, facts.config_direct_calls) {
                 (Some(false), _) => {
                     return fails(
-                        "fentry-busy",
+                        FailureId::FentryBusy,
                         "CONFIG_FUNCTION_TRACER or CONFIG_DYNAMIC_FTRACE is not set".into(),
                     );
                 }
                 (_, Some(false)) => {
                     return fails(
-                        "fentry-not-supported",
+                        FailureId::FentryNotSupported,
                         "CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS is not set: no trampolines on kernel functions".into(),
                     );
                 }
@@ -125,20 +131,20 @@ pub fn predict(probe: Probe, facts: &Facts) -> Prediction {
             }
             if facts.function_in_btf == Some(false) {
                 return fails(
-                    "function-not-found",
+                    FailureId::FunctionNotFound,
                     "the function is not in the kernel's BTF".into(),
                 );
             }
             if facts.function_tracing_locked {
                 return fails(
-                    "tracing-refused",
+                    FailureId::TracingRefused,
                     "function tracing is locked: available_filter_functions answers EPERM even to root".into(),
                 );
             }
             match facts.function_traceable {
                 Some(false) => {
                     return fails(
-                        "not-traceable",
+                        FailureId::NotTraceable,
                         "the function is not in available_filter_functions (notrace)".into(),
                     );
                 }
@@ -151,7 +157,7 @@ pub fn predict(probe: Probe, facts: &Facts) -> Prediction {
     if !facts.privileged {
         if facts.euid == Some(0) || facts.user_namespace {
             return fails(
-                "container-restricted",
+                FailureId::ContainerRestricted,
                 "root here lacks CAP_BPF + CAP_PERFMON (or CAP_SYS_ADMIN) in the initial namespace"
                     .into(),
             );
@@ -161,14 +167,14 @@ pub fn predict(probe: Probe, facts: &Facts) -> Prediction {
             "whether the kernel accepts the programs (needs root: `sudo unlink-doctor`)".into(),
         );
         return Prediction::Unchecked {
-            blocked_by: Some(by_id("not-privileged")),
+            blocked_by: Some(FailureId::NotPrivileged.failure()),
             missing,
         };
     }
     if let (Some(version), Some(limit)) = (facts.kernel_version, facts.memlock_limit) {
         if version < (5, 11) && limit < MEMLOCK_NEEDED {
             return fails(
-                "memlock-limit",
+                FailureId::MemlockLimit,
                 format!(
                     "RLIMIT_MEMLOCK is {} KiB and cannot be raised",
                     limit / 1024
@@ -205,7 +211,7 @@ mod tests {
         }
     }
 
-    fn failed(prediction: Prediction) -> &'static str {
+    fn failed(prediction: Prediction) -> FailureId {
         match prediction {
             Prediction::Fails { failure, .. } => failure.id,
             other => panic!("expected a failure, got {other:?}"),
@@ -216,11 +222,11 @@ mod tests {
     fn predictions_for_this_machine_and_stock_kernels() {
         assert_eq!(
             failed(predict(Probe::Kprobe, &this_machine())),
-            "no-kprobes"
+            FailureId::NoKprobes
         );
         assert_eq!(
             failed(predict(Probe::Fentry, &this_machine())),
-            "tracing-refused"
+            FailureId::TracingRefused
         );
         for version in [(5, 10), (6, 1), (6, 12), (7, 2)] {
             assert_eq!(
@@ -234,11 +240,11 @@ mod tests {
         }
         assert_eq!(
             failed(predict(Probe::Fentry, &debian("aarch64", (5, 10)))),
-            "fentry-not-supported"
+            FailureId::FentryNotSupported
         );
         assert_eq!(
             failed(predict(Probe::Fentry, &debian("aarch64", (6, 1)))),
-            "fentry-not-supported"
+            FailureId::FentryNotSupported
         );
         assert_eq!(
             predict(Probe::Kprobe, &debian("aarch64", (6, 1))),
@@ -250,7 +256,7 @@ mod tests {
         );
         assert_eq!(
             failed(predict(Probe::Kprobe, &debian("x86_64", (4, 19)))),
-            "kernel-too-old"
+            FailureId::KernelTooOld
         );
         let riscv = predict(
             Probe::Fentry,
@@ -283,7 +289,7 @@ mod tests {
                 blocked_by: Some(failure),
                 missing,
             } => {
-                assert_eq!(failure.id, "not-privileged");
+                assert_eq!(failure.id, FailureId::NotPrivileged);
                 assert!(missing[0].contains("sudo unlink-doctor"), "{missing:?}");
             }
             other => panic!("{other:?}"),
@@ -294,13 +300,13 @@ mod tests {
         };
         assert_eq!(
             failed(predict(Probe::Fentry, &container)),
-            "container-restricted"
+            FailureId::ContainerRestricted
         );
         let no_btf = Facts {
             btf: false,
             ..debian("x86_64", (6, 1))
         };
-        assert_eq!(failed(predict(Probe::Kprobe, &no_btf)), "no-btf");
+        assert_eq!(failed(predict(Probe::Kprobe, &no_btf)), FailureId::NoBtf);
         let no_tracefs = Facts {
             kprobe_events: false,
             function_traceable: None,
@@ -321,11 +327,11 @@ mod tests {
         };
         assert_eq!(
             failed(predict(Probe::Kprobe, &renamed)),
-            "function-not-found"
+            FailureId::FunctionNotFound
         );
         assert_eq!(
             failed(predict(Probe::Fentry, &renamed)),
-            "function-not-found"
+            FailureId::FunctionNotFound
         );
         let old_memlock = Facts {
             memlock_limit: Some(64 << 10),
@@ -333,7 +339,7 @@ mod tests {
         };
         assert_eq!(
             failed(predict(Probe::Kprobe, &old_memlock)),
-            "memlock-limit"
+            FailureId::MemlockLimit
         );
         let no_config = Facts {
             config_ftrace: None,

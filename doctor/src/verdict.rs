@@ -2,7 +2,7 @@
 //! ran, its outcome decides, and the catalogue (classify) names the cause with
 //! the read-only facts; otherwise the catalogue's predict() decides.
 
-use unlink_common::catalogue::{by_id, Failure};
+use unlink_common::catalogue::{Failure, FailureId};
 use unlink_common::classify::{classify, errno_label, Observed};
 use unlink_common::facts::Facts;
 use unlink_common::predict::{predict, Prediction};
@@ -68,7 +68,7 @@ pub fn live_item(probe: Probe, function: Option<&str>, outcome: &Outcome, facts:
                 if *entry_fired { "yes" } else { "no" }
             ),
         )
-        .failure("unknown", probe),
+        .failure(FailureId::Unknown, probe),
     }
 }
 
@@ -131,12 +131,12 @@ pub fn decide(
         Outcome::Silent { entry_fired } => verdict(
             Verdict::WillFail,
             Basis::Live,
-            Some(by_id("unknown")),
+            Some(FailureId::Unknown.failure()),
             format!(
                 "{entry} and {exit} attached to {function} but no event arrived after an unlink ({entry} fired: {})",
                 if *entry_fired { "yes" } else { "no" }
             ),
-            Some(by_id("unknown").fix_for(probe)),
+            Some(FailureId::Unknown.failure().fix_for(probe)),
         ),
         Outcome::Skipped(why) => match predict(probe, facts) {
             Prediction::Fails { failure, because } => verdict(

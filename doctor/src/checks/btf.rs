@@ -1,5 +1,6 @@
 //! The BTF section: the kernel's BTF, and the unlink function's prototype in it.
 
+use unlink_common::catalogue::FailureId;
 use unlink_common::facts::Facts;
 use unlink_common::probe::Probe;
 use unlink_common::target::UNLINK_FUNCTIONS;
@@ -38,7 +39,7 @@ pub fn section(
             };
             items.push(
                 Item::new(CheckId::BtfVmlinux, Status::Fail, value)
-                    .failure("no-btf", Probe::Fentry),
+                    .failure(FailureId::NoBtf, Probe::Fentry),
             );
             let function = requested_or_kallsyms(requested, kallsyms);
             return (Section::new(SectionId::Btf, items), function);
@@ -70,7 +71,7 @@ pub fn section(
         Err(why) => {
             items.push(
                 Item::new(CheckId::BtfFunction, Status::Fail, why)
-                    .failure("function-not-found", Probe::Fentry),
+                    .failure(FailureId::FunctionNotFound, Probe::Fentry),
             );
             requested_or_kallsyms(requested, kallsyms)
         }

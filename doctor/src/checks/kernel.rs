@@ -1,5 +1,6 @@
 //! The Kernel version section: the version the lessons need, and fentry per architecture.
 
+use unlink_common::catalogue::FailureId;
 use unlink_common::facts::{self, Facts};
 use unlink_common::probe::Probe;
 
@@ -33,7 +34,7 @@ pub fn section(uname: &Uname, facts: &mut Facts) -> Section {
                 v.0, v.1
             ),
         )
-        .failure("kernel-too-old", Probe::Kprobe),
+        .failure(FailureId::KernelTooOld, Probe::Kprobe),
         None => Item::new(
             CheckId::KernelVersion,
             Status::Warn,
@@ -55,7 +56,7 @@ pub fn section(uname: &Uname, facts: &mut Facts) -> Section {
                 match (v >= needs.min_version, needs.approximate) {
                     (true, _) => Item::new(CheckId::KernelFentry, Status::Ok, value),
                     (false, false) => Item::new(CheckId::KernelFentry, Status::Fail, value)
-                        .failure("fentry-not-supported", Probe::Fentry),
+                        .failure(FailureId::FentryNotSupported, Probe::Fentry),
                     (false, true) => Item::new(CheckId::KernelFentry, Status::Warn, value)
                         .advice("the version is approximate: only the live check (`sudo unlink-doctor`) tells"),
                 }

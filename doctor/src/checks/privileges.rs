@@ -1,5 +1,6 @@
 //! The Privileges section: uid, capabilities, namespaces, seccomp, sysctls, lockdown, memlock.
 
+use unlink_common::catalogue::FailureId;
 use unlink_common::facts::{self, Facts};
 use unlink_common::probe::Probe;
 
@@ -62,8 +63,8 @@ pub fn section(root: &SystemRoot, status: &str, facts: &mut Facts) -> Section {
                 format!("{} (CapEff {caps:016x})", cap_names(caps)),
             );
             match euid {
-                Some(0) => item.failure("container-restricted", Probe::Kprobe),
-                _ => item.failure("not-privileged", Probe::Kprobe),
+                Some(0) => item.failure(FailureId::ContainerRestricted, Probe::Kprobe),
+                _ => item.failure(FailureId::NotPrivileged, Probe::Kprobe),
             }
         }
         None => Item::new(
@@ -82,7 +83,7 @@ pub fn section(root: &SystemRoot, status: &str, facts: &mut Facts) -> Section {
                 uid_map.split_whitespace().collect::<Vec<_>>().join(" ")
             ),
         )
-        .failure("container-restricted", Probe::Kprobe),
+        .failure(FailureId::ContainerRestricted, Probe::Kprobe),
     });
     facts.seccomp = facts::status_field(status, "Seccomp:").and_then(|mode| mode.parse().ok());
     items.push(match facts.seccomp {
@@ -120,7 +121,7 @@ pub fn section(root: &SystemRoot, status: &str, facts: &mut Facts) -> Section {
     items.push(match lockdown {
         Some(mode) if facts.lockdown_confidentiality => {
             Item::new(CheckId::PrivilegesLockdown, Status::Fail, mode)
-                .failure("lockdown", Probe::Kprobe)
+                .failure(FailureId::Lockdown, Probe::Kprobe)
         }
         Some(mode) => Item::new(CheckId::PrivilegesLockdown, Status::Ok, mode),
         None => Item::new(
@@ -159,7 +160,7 @@ pub fn section(root: &SystemRoot, status: &str, facts: &mut Facts) -> Section {
                 Status::Fail,
                 format!("{} and cannot be raised", shown(limit.soft)),
             )
-            .failure("memlock-limit", Probe::Kprobe),
+            .failure(FailureId::MemlockLimit, Probe::Kprobe),
             _ => Item::new(
                 CheckId::PrivilegesMemlock,
                 Status::Ok,
