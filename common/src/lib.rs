@@ -10,7 +10,6 @@ pub mod errno;
 pub mod events;
 pub mod facts;
 pub mod lesson;
-pub mod predict;
 pub mod printk;
 pub mod probe;
 pub mod stop;

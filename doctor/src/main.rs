@@ -8,6 +8,7 @@ mod checks;
 mod explain;
 mod live;
 mod parse;
+mod predict;
 mod report;
 mod snapshot;
 mod sysroot;

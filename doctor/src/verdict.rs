@@ -1,15 +1,15 @@
 //! One verdict per lesson. Live results beat predictions: when the live check
 //! ran, its outcome decides, and the catalogue (classify) names the cause with
-//! the read-only facts; otherwise the catalogue's predict() decides.
+//! the read-only facts; otherwise predict() (predict.rs) decides.
 
 use unlink_common::catalogue::{Failure, FailureId};
 use unlink_common::classify::{classify, errno_label, Observed};
 use unlink_common::facts::Facts;
-use unlink_common::predict::{predict, Prediction};
 use unlink_common::probe::Probe;
 
 use crate::check_ids::{CheckId, SectionId};
 use crate::live::Outcome;
+use crate::predict::{predict, Prediction};
 use crate::report::{doc_link, Basis, Item, LessonVerdict, Section, Status, Verdict};
 
 /// The live section's item for one lesson.

@@ -1,8 +1,9 @@
-//! What the read-only facts say about a lesson before it runs.
+//! What the read-only facts say about a lesson before it runs, for when the
+//! live check cannot: only the doctor predicts, the lessons just run.
 
-use crate::catalogue::{Failure, FailureId};
-use crate::facts::{fentry_needs, Facts, LESSONS_MIN_VERSION, MEMLOCK_NEEDED};
-use crate::probe::Probe;
+use unlink_common::catalogue::{Failure, FailureId};
+use unlink_common::facts::{fentry_needs, Facts, LESSONS_MIN_VERSION, MEMLOCK_NEEDED};
+use unlink_common::probe::Probe;
 
 /// What the read-only facts say about a lesson before it runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -194,7 +195,29 @@ pub fn predict(probe: Probe, facts: &Facts) -> Prediction {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::facts::tests::this_machine;
+
+    /// The machine this tutorial is written on: no kprobes, tracing refused at load.
+    fn this_machine() -> Facts {
+        Facts {
+            privileged: true,
+            kprobe_pmu: false,
+            kprobe_events: false,
+            btf: true,
+            kernel_version: Some((6, 18)),
+            lockdown_confidentiality: false,
+            euid: Some(0),
+            arch: Some("x86_64".into()),
+            config_bpf_syscall: Some(true),
+            config_kprobes: Some(false),
+            config_ftrace: Some(true),
+            config_direct_calls: Some(true),
+            function_in_btf: Some(true),
+            function_in_kallsyms: Some(true),
+            function_tracing_locked: true,
+            seccomp: Some(0),
+            ..Facts::default()
+        }
+    }
 
     /// A stock distribution kernel, run as root: everything works.
     fn debian(arch: &str, version: (u32, u32)) -> Facts {
