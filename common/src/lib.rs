@@ -9,6 +9,7 @@ pub mod command;
 pub mod errno;
 pub mod events;
 pub mod facts;
+pub mod kallsyms;
 pub mod lesson;
 pub mod printk;
 pub mod probe;

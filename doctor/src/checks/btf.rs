@@ -2,12 +2,12 @@
 
 use unlink_common::catalogue::FailureId;
 use unlink_common::facts::Facts;
+use unlink_common::kallsyms::base_name;
 use unlink_common::probe::Probe;
-use unlink_common::target::UNLINK_FUNCTIONS;
+use unlink_common::target::{self, UNLINK_FUNCTIONS};
 
 use crate::btf;
 use crate::check_ids::{CheckId, SectionId};
-use crate::parse::kallsyms::{self, base_name};
 use crate::report::{Item, Section, Status};
 use crate::sysroot::{SystemRoot, BTF_PATH};
 
@@ -82,9 +82,6 @@ pub fn section(
 /// Without BTF to find it in: `--function`, or the first unlink function kallsyms has.
 fn requested_or_kallsyms(requested: Option<&str>, kallsyms: Option<&str>) -> Option<String> {
     requested.map(str::to_string).or_else(|| {
-        UNLINK_FUNCTIONS
-            .iter()
-            .find_map(|name| kallsyms::lookup(kallsyms?, name))
-            .map(|symbol| base_name(&symbol).to_string())
+        target::unlink_function_in(kallsyms?).map(|symbol| base_name(&symbol).to_string())
     })
 }

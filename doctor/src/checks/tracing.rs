@@ -3,10 +3,10 @@
 
 use unlink_common::catalogue::FailureId;
 use unlink_common::facts::Facts;
+use unlink_common::kallsyms::{self, base_name};
 use unlink_common::probe::Probe;
 
 use crate::check_ids::{CheckId, SectionId};
-use crate::parse::kallsyms::{self, base_name};
 use crate::parse::mountinfo;
 use crate::report::{Item, Section, Status};
 use crate::sysroot::{ReadError, SystemRoot};
