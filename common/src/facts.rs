@@ -52,31 +52,80 @@ pub struct Facts {
 }
 
 impl Facts {
-    /// Read the cheap facts from the system files under `root` (normally `/`).
-    pub fn read(root: &Path) -> Facts {
-        let exists = |path: &str| root.join(path).exists();
-        let read = |path: &str| std::fs::read_to_string(root.join(path)).unwrap_or_default();
-        let status = read("proc/self/status");
-        let user_namespace = uid_map_is_namespaced(&read("proc/self/uid_map"));
+    /// The cheap facts about the running system, for a lesson's error line.
+    pub fn live() -> Facts {
+        let exists = |path: &str| Path::new(path).exists();
+        let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default();
+        let status = SelfStatus::live();
+        // procfs 0.18 has no reader for uid_map.
+        let user_namespace = uid_map_is_namespaced(&read("/proc/self/uid_map"));
         Facts {
-            privileged: privileged_from_status(&status) && !user_namespace,
-            kprobe_pmu: exists("sys/bus/event_source/devices/kprobe"),
-            kprobe_events: exists("sys/kernel/tracing/kprobe_events")
-                || exists("sys/kernel/debug/tracing/kprobe_events"),
-            btf: exists("sys/kernel/btf/vmlinux"),
-            kernel_version: parse_kernel_version(&read("proc/sys/kernel/osrelease")),
-            lockdown_confidentiality: read("sys/kernel/security/lockdown")
+            privileged: status.capabilities_suffice() && !user_namespace,
+            kprobe_pmu: exists("/sys/bus/event_source/devices/kprobe"),
+            kprobe_events: exists("/sys/kernel/tracing/kprobe_events")
+                || exists("/sys/kernel/debug/tracing/kprobe_events"),
+            btf: exists("/sys/kernel/btf/vmlinux"),
+            kernel_version: live_kernel_version(),
+            lockdown_confidentiality: read("/sys/kernel/security/lockdown")
                 .contains("[confidentiality]"),
-            euid: status_field(&status, "Uid:")
-                .and_then(|uids| uids.split_whitespace().nth(1)?.parse().ok()),
+            euid: status.euid,
             user_namespace,
-            seccomp: status_field(&status, "Seccomp:").and_then(|mode| mode.trim().parse().ok()),
-            arch: Some(read("proc/sys/kernel/arch"))
+            seccomp: status.seccomp,
+            arch: Some(read("/proc/sys/kernel/arch"))
                 .filter(|a| !a.trim().is_empty())
                 .map(|a| normalise_arch(&a)),
             ..Facts::default()
         }
     }
+}
+
+/// What /proc/self/status says about privileges; `None`: not there or unreadable.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SelfStatus {
+    /// Effective user id.
+    pub euid: Option<u32>,
+    /// Effective capabilities, a bit set.
+    pub capeff: Option<u64>,
+    /// 0 none, 1 strict, 2 filter.
+    pub seccomp: Option<u32>,
+}
+
+impl SelfStatus {
+    /// This process's, through procfs.
+    pub fn live() -> SelfStatus {
+        match procfs::process::Process::myself().and_then(|me| me.status()) {
+            Ok(status) => SelfStatus {
+                euid: Some(status.euid),
+                capeff: Some(status.capeff),
+                seccomp: status.seccomp,
+            },
+            Err(_) => SelfStatus::default(),
+        }
+    }
+
+    /// From a status text as a snapshot holds it. Hand-written: procfs-core's `Status`
+    /// (0.18) fails without about twenty fields (Pid, PPid, FDSize, SigQ, ...), and a
+    /// snapshot keeps only the lines about identity, capabilities and seccomp.
+    pub fn parse(status: &str) -> SelfStatus {
+        SelfStatus {
+            euid: status_field(status, "Uid:")
+                .and_then(|uids| uids.split_whitespace().nth(1)?.parse().ok()),
+            capeff: status_field(status, "CapEff:")
+                .and_then(|caps| u64::from_str_radix(caps, 16).ok()),
+            seccomp: status_field(status, "Seccomp:").and_then(|mode| mode.parse().ok()),
+        }
+    }
+
+    /// Root, or the capabilities that let a process load and attach tracing programs.
+    pub fn capabilities_suffice(&self) -> bool {
+        self.capeff.is_some_and(capabilities_suffice)
+    }
+}
+
+/// The running kernel's `(major, minor)`, through procfs.
+pub fn live_kernel_version() -> Option<(u32, u32)> {
+    let version = procfs::sys::kernel::Version::current().ok()?;
+    Some((version.major.into(), version.minor.into()))
 }
 
 const CAP_SYS_ADMIN: u32 = 21;
@@ -91,20 +140,10 @@ pub fn status_field<'a>(status: &'a str, key: &str) -> Option<&'a str> {
         .map(str::trim)
 }
 
-/// Effective capabilities from a /proc/PID/status text, as a bit set.
-pub fn effective_capabilities(status: &str) -> Option<u64> {
-    u64::from_str_radix(status_field(status, "CapEff:")?, 16).ok()
-}
-
 /// The capabilities in `caps` that let a process load and attach tracing programs.
 pub fn capabilities_suffice(caps: u64) -> bool {
     let has = |cap: u32| caps & (1 << cap) != 0;
     has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON))
-}
-
-/// Root, or the capabilities that let a process load and attach tracing programs.
-fn privileged_from_status(status: &str) -> bool {
-    effective_capabilities(status).is_some_and(capabilities_suffice)
 }
 
 /// A /proc/PID/uid_map other than the initial namespace's `0 0 4294967295`.
@@ -164,6 +203,7 @@ pub fn fentry_needs(arch: &str) -> Option<FentryNeeds> {
 }
 
 /// `(major, minor)` from release strings like `6.1.0-27-amd64`, `7.0.0-rc1+` or `6.1`.
+/// Hand-written for snapshots: procfs's `Version` also needs the patch number (`6.1` fails).
 pub fn parse_kernel_version(release: &str) -> Option<(u32, u32)> {
     let mut parts = release.trim().split(|c: char| !c.is_ascii_digit());
     let major = parts.next()?.parse().ok()?;
@@ -227,12 +267,30 @@ pub(crate) mod tests {
         assert_eq!(parse_kernel_version("6.1"), Some((6, 1)));
         assert_eq!(parse_kernel_version("6"), None);
         assert_eq!(parse_kernel_version("linux"), None);
-        assert!(privileged_from_status(
-            "Name:\tx\nCapEff:\t000001fffeffffff\n"
-        ));
-        assert!(privileged_from_status("CapEff:\t000000c000000000\n")); // CAP_BPF + CAP_PERFMON
-        assert!(!privileged_from_status("CapEff:\t0000008000000000\n")); // CAP_BPF alone
-        assert!(!privileged_from_status("CapEff:\t0000000000000000\n"));
-        assert!(!privileged_from_status("garbage"));
+        let privileged = |status: &str| SelfStatus::parse(status).capabilities_suffice();
+        assert!(privileged("Name:\tx\nCapEff:\t000001fffeffffff\n"));
+        assert!(privileged("CapEff:\t000000c000000000\n")); // CAP_BPF + CAP_PERFMON
+        assert!(!privileged("CapEff:\t0000008000000000\n")); // CAP_BPF alone
+        assert!(!privileged("CapEff:\t0000000000000000\n"));
+        assert!(!privileged("garbage"));
+        assert_eq!(
+            SelfStatus::parse("Uid:\t1000\t0\t0\t0\nSeccomp:\t2\n"),
+            SelfStatus {
+                euid: Some(0),
+                capeff: None,
+                seccomp: Some(2)
+            }
+        );
+    }
+
+    /// procfs and the snapshot parser agree on this process and this kernel.
+    #[test]
+    fn live_reads_agree_with_the_snapshot_parsers() {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        assert_eq!(SelfStatus::live(), SelfStatus::parse(&status));
+        assert!(SelfStatus::live().capeff.is_some());
+        let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+        assert_eq!(live_kernel_version(), parse_kernel_version(&release));
+        assert!(live_kernel_version().is_some());
     }
 }

@@ -111,11 +111,7 @@ impl Lesson {
             libbpf_log: &log,
         };
         let what = format!("{what} on {}", self.target.function);
-        anyhow!(classify::explain(
-            &what,
-            &observed,
-            &Facts::read(Path::new("/"))
-        ))
+        anyhow!(classify::explain(&what, &observed, &Facts::live()))
     }
 
     /// Attach the programs that keep `traced_tgids` equal to the command and its

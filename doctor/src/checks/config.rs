@@ -23,6 +23,17 @@ pub fn find(root: &SystemRoot, release: &str) -> ConfigSearch {
         tried: config::candidates(release),
     };
     for path in &search.tried {
+        if root.is_native() && path == config::PROC_CONFIG && root.exists(path) {
+            // The running kernel's own config: procfs reads and gunzips it.
+            match procfs::kernel_config() {
+                Ok(options) => {
+                    search.found = Some((path.clone(), KernelConfig::from_procfs(options)));
+                    break;
+                }
+                Err(err) => search.unusable.push((path.clone(), err.to_string())),
+            }
+            continue;
+        }
         match root.read(path) {
             Ok(bytes) => match config::decode(&bytes) {
                 Ok(text) => {

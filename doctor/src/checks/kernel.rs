@@ -8,11 +8,8 @@ use super::system::Uname;
 use crate::check_ids::{CheckId, SectionId};
 use crate::report::{Item, Section, Status};
 
-pub fn section(uname: &Uname, facts: &mut Facts) -> Section {
-    let version = uname
-        .release
-        .as_deref()
-        .and_then(facts::parse_kernel_version);
+/// `version` is the running kernel's `(major, minor)`, `None` when `uname.release` did not parse.
+pub fn section(uname: &Uname, version: Option<(u32, u32)>, facts: &mut Facts) -> Section {
     facts.kernel_version = version;
     facts.arch = uname.machine.clone();
     let mut items = Vec::new();
