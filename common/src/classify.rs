@@ -270,7 +270,11 @@ mod tests {
             FailureId::NoBpfSyscall
         );
         assert_eq!(
-            classify(&observed(Probe::Fentry, Stage::Load, libc::EIO), &facts).id,
+            classify(
+                &observed(Probe::Fentry, Stage::Load, nix::errno::Errno::EIO as i32),
+                &facts
+            )
+            .id,
             FailureId::Unknown
         );
         let locked = Facts {
