@@ -6,7 +6,7 @@ use std::path::Path;
 use serde::Serialize;
 
 /// What is known about the system when a failure has to be explained or predicted.
-/// `None` means "could not be checked"; [`Facts::read`] fills the cheap fields,
+/// `None` means "could not be checked"; [`Facts::live`] fills the cheap fields,
 /// unlink-doctor all of them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Facts {
