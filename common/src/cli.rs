@@ -129,8 +129,7 @@ fn parse_pid(value: &str) -> Result<u32, String> {
             ))
         }
     };
-    match crate::failures::status_field(&status, "Tgid:").and_then(|tgid| tgid.parse::<u32>().ok())
-    {
+    match crate::facts::status_field(&status, "Tgid:").and_then(|tgid| tgid.parse::<u32>().ok()) {
         Some(tgid) if tgid != pid => Err(format!(
             "{pid} is a thread of process {tgid}, and --pid matches processes: use --pid {tgid}"
         )),

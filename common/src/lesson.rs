@@ -16,11 +16,13 @@ use anyhow::{anyhow, Context, Result};
 use colored::Colorize;
 use libbpf_rs::{libbpf_sys, Link, MapCore, MapFlags, MapMut, PrintLevel, ProgramMut};
 
+use crate::classify::{self, Observed};
 use crate::cli::LessonArgs;
 use crate::command::{exit_code, Command, Running};
 use crate::events::{self, Clock, Event, EventWriter, JsonLine};
-use crate::failures::{self, Facts, Observed, Probe, Stage};
+use crate::facts::Facts;
 use crate::printk::{self, TracePipe};
+use crate::probe::{Probe, Stage};
 use crate::stop::{self, STOP_SIGNALS};
 use crate::target::{self, Target};
 
@@ -105,15 +107,11 @@ impl Lesson {
         let observed = Observed {
             probe: self.probe,
             stage,
-            errno: failures::errno_of(&error),
+            errno: classify::errno_of(&error),
             libbpf_log: &log,
         };
         let what = format!("{what} on {}", self.target.function);
-        anyhow!(failures::explain(
-            &what,
-            &observed,
-            &Facts::read(Path::new("/"))
-        ))
+        anyhow!(classify::explain(&what, &observed, &Facts::live()))
     }
 
     /// Attach the programs that keep `traced_tgids` equal to the command and its
@@ -382,7 +380,7 @@ impl Output {
 
 /// Whether a poll ended because a signal (Ctrl-C) arrived: not an error.
 pub fn interrupted(error: &libbpf_rs::Error) -> bool {
-    failures::errno_of(error) == Some(libc::EINTR)
+    classify::errno_of(error) == Some(libc::EINTR)
 }
 
 /// What the summary reports: printed + lost + skipped + returns missed = unlinks.

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Result};
 
-use crate::failures;
+use crate::catalogue::FailureId;
 
 /// tracefs's own mount point first, then the older place under debugfs.
 const TRACE_PIPES: [&str; 2] = [
@@ -42,7 +42,7 @@ impl TracePipe {
                 Err(err) => errors.push(format!("{}: {err}", path.display())),
             }
         }
-        let failure = failures::by_id("tracefs-unavailable");
+        let failure = FailureId::TracefsUnavailable.failure();
         Err(anyhow!(
             "cannot read trace_pipe ({}): {}. Next: {}",
             errors.join("; "),

@@ -8,6 +8,8 @@ use anyhow::{bail, Result};
 use libbpf_rs::btf::types::{Func, FuncProto};
 use libbpf_rs::btf::{Btf, BtfKind, BtfType};
 
+use crate::kallsyms;
+
 // ANCHOR: functions
 /// Newest name last; both take `(int dfd, struct filename *name)` and return int
 /// (long in older kernels such as 5.10: the lessons read the low 32 bits either way).
@@ -136,32 +138,14 @@ fn type_text(btf: &Btf<'_>, id: libbpf_rs::btf::TypeId) -> String {
 /// The unlink function in /proc/kallsyms, with any compiler suffix such as `.isra.0`.
 pub fn find_in_kallsyms(root: &Path) -> Option<String> {
     let kallsyms = std::fs::read(root.join("proc/kallsyms")).ok()?;
-    let text = String::from_utf8_lossy(&kallsyms);
-    kallsyms_unlink_function(&text)
+    unlink_function_in(&String::from_utf8_lossy(&kallsyms))
 }
 
-fn kallsyms_unlink_function(kallsyms: &str) -> Option<String> {
-    let symbols: Vec<&str> = kallsyms
-        .lines()
-        .filter_map(|line| {
-            let mut fields = line.split_whitespace();
-            let kind = fields.nth(1)?;
-            let name = fields.next()?;
-            matches!(kind, "T" | "t").then_some(name)
-        })
-        .collect();
-    UNLINK_FUNCTIONS.iter().find_map(|wanted| {
-        symbols
-            .iter()
-            .find(|name| *name == wanted)
-            .or_else(|| {
-                symbols.iter().find(|name| {
-                    name.strip_prefix(wanted)
-                        .is_some_and(|s| s.starts_with('.'))
-                })
-            })
-            .map(|name| name.to_string())
-    })
+/// The first of [`UNLINK_FUNCTIONS`] that a kallsyms text has, as it is spelled there.
+pub fn unlink_function_in(kallsyms: &str) -> Option<String> {
+    UNLINK_FUNCTIONS
+        .iter()
+        .find_map(|name| kallsyms::lookup(kallsyms, name))
 }
 
 #[cfg(test)]
@@ -171,23 +155,25 @@ mod tests {
     #[test]
     fn kallsyms_prefers_exact_names_and_old_before_new() {
         let old = "ffffffff81300000 T do_unlinkat\nffffffff81300100 T vfs_unlink\n";
-        assert_eq!(
-            kallsyms_unlink_function(old).as_deref(),
-            Some("do_unlinkat")
-        );
+        assert_eq!(unlink_function_in(old).as_deref(), Some("do_unlinkat"));
         let new = "ffffffff81300000 T filename_unlinkat\n";
         assert_eq!(
-            kallsyms_unlink_function(new).as_deref(),
+            unlink_function_in(new).as_deref(),
             Some("filename_unlinkat")
         );
         let suffixed = "ffffffff81300000 t do_unlinkat.isra.0\n";
         assert_eq!(
-            kallsyms_unlink_function(suffixed).as_deref(),
+            unlink_function_in(suffixed).as_deref(),
             Some("do_unlinkat.isra.0")
         );
         let neither = "ffffffff81300000 T do_unlinkat_extra\n0000 D do_unlinkat\n";
-        assert_eq!(kallsyms_unlink_function(neither), None);
-        assert_eq!(kallsyms_unlink_function(""), None);
+        assert_eq!(unlink_function_in(neither), None);
+        assert_eq!(unlink_function_in(""), None);
+        // A snapshot's kallsyms (unlink-doctor snapshot) has no addresses.
+        assert_eq!(
+            unlink_function_in("D do_unlinkat\nT filename_unlinkat\n").as_deref(),
+            Some("filename_unlinkat")
+        );
     }
 
     #[test]

@@ -180,7 +180,7 @@ impl Serialize for CheckId {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use unlink_common::failures::Probe;
+    use unlink_common::probe::Probe;
     use CheckId::*;
 
     const SECTIONS: [SectionId; 7] = [

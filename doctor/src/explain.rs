@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 use unlink_common::errno;
-use unlink_common::failures::{Probe, Stage};
+use unlink_common::probe::{Probe, Stage};
 
 /// What a pasted error says.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 
 use libbpf_rs::skel::{OpenSkel as _, SkelBuilder as _};
 use libbpf_rs::{MapCore as _, MapFlags, MapMut, PrintLevel, RingBufferBuilder};
+use unlink_common::classify;
 use unlink_common::events::{Event, Filename};
-use unlink_common::failures::{self, Probe, Stage};
+use unlink_common::probe::{Probe, Stage};
 
 mod doctor_kprobe {
     include!(concat!(env!("OUT_DIR"), "/doctor_kprobe.skel.rs"));
@@ -60,7 +61,7 @@ fn failed(stage: Stage, step: &'static str, error: libbpf_rs::Error) -> Outcome 
     Outcome::Failed {
         stage,
         step,
-        errno: failures::errno_of(&error),
+        errno: classify::errno_of(&error),
         message: format!("{error:#}"),
         log,
     }

@@ -8,6 +8,7 @@ mod checks;
 mod explain;
 mod live;
 mod parse;
+mod predict;
 mod report;
 mod snapshot;
 mod sysroot;
@@ -21,8 +22,10 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 use colored::Colorize;
+use unlink_common::catalogue::FailureId;
+use unlink_common::classify::{classify, errno_label, Observed};
 use unlink_common::cli::ColorChoice;
-use unlink_common::failures::{self, errno_label, Observed, Probe, Stage};
+use unlink_common::probe::{Probe, Stage};
 
 use crate::live::Outcome;
 use crate::report::Report;
@@ -63,7 +66,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Explain a pasted error, such as `strerror_r(-524)=22` or `Unknown error 524 (os error 524)`
+    /// Explain a pasted error, such as `strerror_r(-524)=22` or `Unknown error 524 (os error 524)`,
+    /// or a catalogue id such as `no-kprobes`
     Explain {
         /// The error text (several arguments are joined with spaces)
         #[arg(required = true, num_args = 1.., value_name = "ERROR_TEXT", allow_hyphen_values = true, trailing_var_arg = true)]
@@ -222,7 +226,55 @@ fn bug_report(root: &SystemRoot, report: &Report) -> String {
     )
 }
 
+/// A catalogue id given to `explain`: one word of lowercase letters and `-` (`no-kprobes`),
+/// or any id the catalogue knows (`lockdown`). Pasted error text is never such a word.
+fn catalogue_id(text: &str) -> Result<Option<FailureId>> {
+    let word = text.trim();
+    let looks_like_id = word.contains('-')
+        && word.bytes().all(|b| b.is_ascii_lowercase() || b == b'-')
+        && !word.starts_with('-');
+    match word.parse() {
+        Ok(id) => Ok(Some(id)),
+        Err(err) if looks_like_id => Err(anyhow::Error::msg(err)),
+        Err(_) => Ok(None),
+    }
+}
+
+/// `unlink-doctor explain no-kprobes`: the catalogue entry, with each lesson's fix.
+fn explain_id(cli: &Cli, id: FailureId) -> Result<u8> {
+    let failure = id.failure();
+    let fixes: Vec<(&str, String)> = [Probe::Kprobe, Probe::Fentry]
+        .iter()
+        .map(|&probe| (probe.lesson(), failure.fix_for(probe)))
+        .collect();
+    if cli.json {
+        let json = serde_json::json!({
+            "schema": report::SCHEMA,
+            "failure": failure,
+            "fixes": fixes.iter().map(|(lesson, fix)| serde_json::json!({ "lesson": lesson, "fix": fix })).collect::<Vec<_>>(),
+            "doc": report::doc_link(failure),
+        });
+        emit(&format!("{}\n", serde_json::to_string_pretty(&json)?));
+        return Ok(0);
+    }
+    let mut out = format!("{} {}\n", format!("[{id}]").bold(), failure.title);
+    if let Some(errno) = failure.errno {
+        let _ = writeln!(out, "    errno:  {}", errno_label(errno));
+    }
+    let _ = writeln!(out, "    cause:  {}", failure.cause);
+    let _ = writeln!(out, "    detect: {}", failure.detect);
+    for (lesson, fix) in &fixes {
+        let _ = writeln!(out, "    fix ({lesson}): {fix}");
+    }
+    let _ = writeln!(out, "    see:    {}", report::doc_link(failure));
+    emit(&out);
+    Ok(0)
+}
+
 fn explain(cli: &Cli, text: &str) -> Result<u8> {
+    if let Some(id) = catalogue_id(text)? {
+        return explain_id(cli, id);
+    }
     let root = system_root(cli)?;
     let facts = checks::survey(&root, None).facts;
     let parsed = explain::parse(text);
@@ -244,7 +296,7 @@ fn explain(cli: &Cli, text: &str) -> Result<u8> {
                 errno: parsed.errno,
                 libbpf_log: text,
             };
-            let failure = failures::classify(&observed, &facts);
+            let failure = classify(&observed, &facts);
             serde_json::json!({
                 "lesson": probe.lesson(),
                 "probe": probe,

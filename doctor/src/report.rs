@@ -7,7 +7,8 @@ use std::fmt::Write as _;
 
 use colored::Colorize;
 use serde::Serialize;
-use unlink_common::failures::{self, Failure, Probe};
+use unlink_common::catalogue::{Failure, FailureId};
+use unlink_common::probe::Probe;
 
 use crate::check_ids::{CheckId, SectionId};
 
@@ -55,9 +56,9 @@ pub struct Item {
     /// One line: what to do about it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub advice: Option<String>,
-    /// The catalogue entry this item points at (`unlink_common::failures`), if any.
+    /// The catalogue entry this item points at (`unlink_common::catalogue`), if any.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub failure: Option<&'static str>,
+    pub failure: Option<FailureId>,
 }
 
 impl Item {
@@ -89,8 +90,8 @@ impl Item {
     }
 
     /// Point at a catalogue entry; the advice becomes its fix for `probe`'s lesson and the book's anchor.
-    pub fn failure(mut self, id: &'static str, probe: Probe) -> Item {
-        let failure = failures::by_id(id);
+    pub fn failure(mut self, id: FailureId, probe: Probe) -> Item {
+        let failure = id.failure();
         self.failure = Some(failure.id);
         self.advice = Some(format!(
             "{} ({})",
@@ -204,7 +205,7 @@ pub struct LessonVerdict {
     pub verdict: Verdict,
     pub basis: Basis,
     /// will_fail: the decisive catalogue entry; unknown: the one that kept the check from running, if any.
-    pub failure: Option<&'static str>,
+    pub failure: Option<FailureId>,
     /// One line: why.
     pub reason: String,
     /// will_fail: the fix; unknown: how to check what could not be checked.
@@ -330,7 +331,7 @@ mod tests {
         let items = vec![
             Item::new(CheckId::ConfigSource, Status::Info, "x"),
             Item::new(CheckId::ConfigKprobes, Status::Fail, "not set")
-                .failure("no-kprobes", Probe::Kprobe),
+                .failure(FailureId::NoKprobes, Probe::Kprobe),
         ];
         let section = Section::new(SectionId::Config, items);
         assert_eq!(section.status, Status::Fail);

@@ -1,11 +1,15 @@
 //! One verdict per lesson. Live results beat predictions: when the live check
 //! ran, its outcome decides, and the catalogue (classify) names the cause with
-//! the read-only facts; otherwise the catalogue's predict() decides.
+//! the read-only facts; otherwise predict() (predict.rs) decides.
 
-use unlink_common::failures::{self, errno_label, Facts, Observed, Prediction, Probe};
+use unlink_common::catalogue::{Failure, FailureId};
+use unlink_common::classify::{classify, errno_label, Observed};
+use unlink_common::facts::Facts;
+use unlink_common::probe::Probe;
 
 use crate::check_ids::{CheckId, SectionId};
 use crate::live::Outcome;
+use crate::predict::{predict, Prediction};
 use crate::report::{doc_link, Basis, Item, LessonVerdict, Section, Status, Verdict};
 
 /// The live section's item for one lesson.
@@ -43,7 +47,7 @@ pub fn live_item(probe: Probe, function: Option<&str>, outcome: &Outcome, facts:
                 errno: *errno,
                 libbpf_log: log,
             };
-            let failure = failures::classify(&observed, facts);
+            let failure = classify(&observed, facts);
             let errno = errno
                 .map(errno_label)
                 .unwrap_or_else(|| "an error without errno".into());
@@ -64,7 +68,7 @@ pub fn live_item(probe: Probe, function: Option<&str>, outcome: &Outcome, facts:
                 if *entry_fired { "yes" } else { "no" }
             ),
         )
-        .failure("unknown", probe),
+        .failure(FailureId::Unknown, probe),
     }
 }
 
@@ -91,7 +95,7 @@ pub fn decide(
     let function = function.unwrap_or("the unlink function");
     let verdict = |verdict,
                    basis,
-                   failure: Option<&'static failures::Failure>,
+                   failure: Option<&'static Failure>,
                    reason: String,
                    next: Option<String>| LessonVerdict {
         lesson: probe.lesson(),
@@ -114,7 +118,7 @@ pub fn decide(
         ),
         Outcome::Failed { stage, step, errno, log, .. } => {
             let observed = Observed { probe, stage: *stage, errno: *errno, libbpf_log: log };
-            let failure = failures::classify(&observed, facts);
+            let failure = classify(&observed, facts);
             let errno = errno.map(errno_label).unwrap_or_else(|| "an error".into());
             verdict(
                 Verdict::WillFail,
@@ -127,14 +131,14 @@ pub fn decide(
         Outcome::Silent { entry_fired } => verdict(
             Verdict::WillFail,
             Basis::Live,
-            Some(failures::by_id("unknown")),
+            Some(FailureId::Unknown.failure()),
             format!(
                 "{entry} and {exit} attached to {function} but no event arrived after an unlink ({entry} fired: {})",
                 if *entry_fired { "yes" } else { "no" }
             ),
-            Some(failures::by_id("unknown").fix_for(probe)),
+            Some(FailureId::Unknown.failure().fix_for(probe)),
         ),
-        Outcome::Skipped(why) => match failures::predict(probe, facts) {
+        Outcome::Skipped(why) => match predict(probe, facts) {
             Prediction::Fails { failure, because } => verdict(
                 Verdict::WillFail,
                 Basis::ReadOnly,

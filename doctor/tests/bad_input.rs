@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use proptest::prelude::*;
-use unlink_common::failures::parse_kernel_version;
+use unlink_common::facts::parse_kernel_version;
 
 mod support;
 use support::{bounded_doctor, item};

@@ -326,6 +326,30 @@ fn explain_every_form() {
 }
 
 #[test]
+fn explain_a_catalogue_id() {
+    let (code, json) = doctor(&["--json", "explain", "fentry-not-supported"]);
+    assert_eq!(code, 0);
+    assert_eq!(json["failure"]["id"], "fentry-not-supported");
+    assert_eq!(json["failure"]["errno"], 524);
+    assert_eq!(json["fixes"][1]["lesson"], "lesson-03");
+    assert!(json["fixes"][1]["fix"]
+        .as_str()
+        .unwrap()
+        .starts_with("run lesson-02 (kprobes work"));
+    assert_eq!(
+        json["doc"],
+        "book/src/en/troubleshooting.md#fentry-not-supported"
+    );
+    let (code, stdout, stderr) = bounded_doctor(&["explain", "fentry-not-supportd"]);
+    assert_eq!((code, stdout.as_str()), (Some(2), ""), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("no failure \"fentry-not-supportd\" in the catalogue; the known ones are: not-privileged,"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn usage_errors_exit_2() {
     let status = Command::new(env!("CARGO_BIN_EXE_unlink-doctor"))
         .arg("--bogus")

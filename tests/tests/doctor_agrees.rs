@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 use tests::binary;
-use unlink_common::failures;
+use unlink_common::catalogue::FailureId;
 use xtask::vm::VmRun;
 
 /// Runs the doctor, then each lesson on one unlink, printing marked lines.
@@ -49,7 +49,8 @@ fn check_agreement(where_: &str, stdout: &str) {
             "will_fail" => {
                 all_ready = false;
                 assert_eq!((exit, unlinks), (1, 0), "{context}");
-                let failure = failures::by_id(verdict["failure"].as_str().unwrap());
+                let id: FailureId = verdict["failure"].as_str().unwrap().parse().unwrap();
+                let failure = id.failure();
                 let error = field(stdout, &format!("LESSON {lesson} error: "));
                 assert!(error.contains(failure.cause), "{lesson} failed for another reason than {}: {context}", failure.id);
             }

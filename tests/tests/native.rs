@@ -130,6 +130,7 @@ fn lesson_03_on_this_kernel() {
 }
 
 /// The unlink function of this kernel, from kallsyms (the lessons use BTF: two witnesses).
+/// Separate on purpose from unlink_common::kallsyms: an independent witness of its lookup.
 fn unlink_common_function() -> String {
     let kallsyms = std::fs::read_to_string("/proc/kallsyms").expect("reading /proc/kallsyms");
     ["do_unlinkat", "filename_unlinkat"]

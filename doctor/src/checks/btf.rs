@@ -1,11 +1,13 @@
 //! The BTF section: the kernel's BTF, and the unlink function's prototype in it.
 
-use unlink_common::failures::{Facts, Probe};
-use unlink_common::target::UNLINK_FUNCTIONS;
+use unlink_common::catalogue::FailureId;
+use unlink_common::facts::Facts;
+use unlink_common::kallsyms::base_name;
+use unlink_common::probe::Probe;
+use unlink_common::target::{self, UNLINK_FUNCTIONS};
 
 use crate::btf;
 use crate::check_ids::{CheckId, SectionId};
-use crate::parse::kallsyms::{self, base_name};
 use crate::report::{Item, Section, Status};
 use crate::sysroot::{SystemRoot, BTF_PATH};
 
@@ -37,7 +39,7 @@ pub fn section(
             };
             items.push(
                 Item::new(CheckId::BtfVmlinux, Status::Fail, value)
-                    .failure("no-btf", Probe::Fentry),
+                    .failure(FailureId::NoBtf, Probe::Fentry),
             );
             let function = requested_or_kallsyms(requested, kallsyms);
             return (Section::new(SectionId::Btf, items), function);
@@ -69,7 +71,7 @@ pub fn section(
         Err(why) => {
             items.push(
                 Item::new(CheckId::BtfFunction, Status::Fail, why)
-                    .failure("function-not-found", Probe::Fentry),
+                    .failure(FailureId::FunctionNotFound, Probe::Fentry),
             );
             requested_or_kallsyms(requested, kallsyms)
         }
@@ -80,9 +82,6 @@ pub fn section(
 /// Without BTF to find it in: `--function`, or the first unlink function kallsyms has.
 fn requested_or_kallsyms(requested: Option<&str>, kallsyms: Option<&str>) -> Option<String> {
     requested.map(str::to_string).or_else(|| {
-        UNLINK_FUNCTIONS
-            .iter()
-            .find_map(|name| kallsyms::lookup(kallsyms?, name))
-            .map(|symbol| base_name(&symbol).to_string())
+        target::unlink_function_in(kallsyms?).map(|symbol| base_name(&symbol).to_string())
     })
 }

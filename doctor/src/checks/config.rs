@@ -1,6 +1,8 @@
 //! The Kernel config section: which config file was found, and the options the lessons need.
 
-use unlink_common::failures::{Facts, Probe};
+use unlink_common::catalogue::FailureId;
+use unlink_common::facts::Facts;
+use unlink_common::probe::Probe;
 
 use crate::check_ids::{CheckId, SectionId};
 use crate::parse::config::{self, KernelConfig};
@@ -21,6 +23,17 @@ pub fn find(root: &SystemRoot, release: &str) -> ConfigSearch {
         tried: config::candidates(release),
     };
     for path in &search.tried {
+        if root.is_native() && path == config::PROC_CONFIG && root.exists(path) {
+            // The running kernel's own config: procfs reads and gunzips it.
+            match procfs::kernel_config() {
+                Ok(options) => {
+                    search.found = Some((path.clone(), KernelConfig::from_procfs(options)));
+                    break;
+                }
+                Err(err) => search.unusable.push((path.clone(), err.to_string())),
+            }
+            continue;
+        }
         match root.read(path) {
             Ok(bytes) => match config::decode(&bytes) {
                 Ok(text) => {
@@ -42,13 +55,13 @@ struct ConfigOption {
     /// Its label is `CONFIG_` and the option's name.
     check: CheckId,
     /// The catalogue entry when it is not set, and the lesson it breaks; `None`: informational.
-    failure: Option<(&'static str, Probe)>,
+    failure: Option<(FailureId, Probe)>,
     needed_by: &'static str,
 }
 
 const fn option(
     check: CheckId,
-    failure: Option<(&'static str, Probe)>,
+    failure: Option<(FailureId, Probe)>,
     needed_by: &'static str,
 ) -> ConfigOption {
     ConfigOption {
@@ -61,53 +74,53 @@ const fn option(
 const OPTIONS: &[ConfigOption] = &[
     option(
         CheckId::ConfigBpf,
-        Some(("no-bpf-syscall", Probe::Kprobe)),
+        Some((FailureId::NoBpfSyscall, Probe::Kprobe)),
         "both lessons",
     ),
     option(
         CheckId::ConfigBpfSyscall,
-        Some(("no-bpf-syscall", Probe::Kprobe)),
+        Some((FailureId::NoBpfSyscall, Probe::Kprobe)),
         "both lessons: the bpf() system call",
     ),
     option(
         CheckId::ConfigBpfJit,
-        Some(("fentry-not-supported", Probe::Fentry)),
+        Some((FailureId::FentryNotSupported, Probe::Fentry)),
         "lesson-03: trampolines are JIT code",
     ),
     option(
         CheckId::ConfigDebugInfoBtf,
-        Some(("no-btf", Probe::Kprobe)),
+        Some((FailureId::NoBtf, Probe::Kprobe)),
         "both lessons: CO-RE and fentry need kernel BTF",
     ),
     option(
         CheckId::ConfigKprobes,
-        Some(("no-kprobes", Probe::Kprobe)),
+        Some((FailureId::NoKprobes, Probe::Kprobe)),
         "lesson-02",
     ),
     option(
         CheckId::ConfigKprobeEvents,
-        Some(("no-kprobes", Probe::Kprobe)),
+        Some((FailureId::NoKprobes, Probe::Kprobe)),
         "lesson-02: the kprobe PMU and kprobe_events",
     ),
     option(
         CheckId::ConfigBpfEvents,
-        Some(("no-kprobes", Probe::Kprobe)),
+        Some((FailureId::NoKprobes, Probe::Kprobe)),
         "lesson-02: BPF programs on kprobes",
     ),
     option(CheckId::ConfigFtrace, None, "tracefs and function tracing"),
     option(
         CheckId::ConfigFunctionTracer,
-        Some(("fentry-busy", Probe::Fentry)),
+        Some((FailureId::FentryBusy, Probe::Fentry)),
         "lesson-03",
     ),
     option(
         CheckId::ConfigDynamicFtrace,
-        Some(("fentry-busy", Probe::Fentry)),
+        Some((FailureId::FentryBusy, Probe::Fentry)),
         "lesson-03",
     ),
     option(
         CheckId::ConfigDynamicFtraceWithDirectCalls,
-        Some(("fentry-not-supported", Probe::Fentry)),
+        Some((FailureId::FentryNotSupported, Probe::Fentry)),
         "lesson-03: trampolines on kernel functions",
     ),
 ];
@@ -122,7 +135,7 @@ impl ConfigOption {
 /// arm64 attaches trampolines through ftrace's argument passing as well.
 const ARM64_OPTION: ConfigOption = option(
     CheckId::ConfigDynamicFtraceWithArgs,
-    Some(("fentry-not-supported", Probe::Fentry)),
+    Some((FailureId::FentryNotSupported, Probe::Fentry)),
     "lesson-03 on arm64 (with direct calls)",
 );
 

@@ -1,22 +1,21 @@
 //! The Kernel version section: the version the lessons need, and fentry per architecture.
 
-use unlink_common::failures::{self, Facts, Probe};
+use unlink_common::catalogue::FailureId;
+use unlink_common::facts::{self, Facts};
+use unlink_common::probe::Probe;
 
 use super::system::Uname;
 use crate::check_ids::{CheckId, SectionId};
 use crate::report::{Item, Section, Status};
 
-pub fn section(uname: &Uname, facts: &mut Facts) -> Section {
-    let version = uname
-        .release
-        .as_deref()
-        .and_then(failures::parse_kernel_version);
+/// `version` is the running kernel's `(major, minor)`, `None` when `uname.release` did not parse.
+pub fn section(uname: &Uname, version: Option<(u32, u32)>, facts: &mut Facts) -> Section {
     facts.kernel_version = version;
     facts.arch = uname.machine.clone();
     let mut items = Vec::new();
-    let (min_major, min_minor) = failures::LESSONS_MIN_VERSION;
+    let (min_major, min_minor) = facts::LESSONS_MIN_VERSION;
     items.push(match version {
-        Some(v) if v >= failures::LESSONS_MIN_VERSION => Item::new(
+        Some(v) if v >= facts::LESSONS_MIN_VERSION => Item::new(
             CheckId::KernelVersion,
             Status::Ok,
             format!(
@@ -32,7 +31,7 @@ pub fn section(uname: &Uname, facts: &mut Facts) -> Section {
                 v.0, v.1
             ),
         )
-        .failure("kernel-too-old", Probe::Kprobe),
+        .failure(FailureId::KernelTooOld, Probe::Kprobe),
         None => Item::new(
             CheckId::KernelVersion,
             Status::Warn,
@@ -46,7 +45,7 @@ pub fn section(uname: &Uname, facts: &mut Facts) -> Section {
         "any architecture, any version the lessons run on",
     ));
     let fentry = match (uname.machine.as_deref(), version) {
-        (Some(arch), Some(v)) => match failures::fentry_needs(arch) {
+        (Some(arch), Some(v)) => match facts::fentry_needs(arch) {
             Some(needs) => {
                 let (major, minor) = needs.min_version;
                 let about = if needs.approximate { "about " } else { "" };
@@ -54,7 +53,7 @@ pub fn section(uname: &Uname, facts: &mut Facts) -> Section {
                 match (v >= needs.min_version, needs.approximate) {
                     (true, _) => Item::new(CheckId::KernelFentry, Status::Ok, value),
                     (false, false) => Item::new(CheckId::KernelFentry, Status::Fail, value)
-                        .failure("fentry-not-supported", Probe::Fentry),
+                        .failure(FailureId::FentryNotSupported, Probe::Fentry),
                     (false, true) => Item::new(CheckId::KernelFentry, Status::Warn, value)
                         .advice("the version is approximate: only the live check (`sudo unlink-doctor`) tells"),
                 }

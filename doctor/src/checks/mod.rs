@@ -9,7 +9,7 @@ mod privileges;
 mod system;
 mod tracing;
 
-use unlink_common::failures::Facts;
+use unlink_common::facts::{self, Facts, SelfStatus};
 
 use crate::report::Section;
 use crate::sysroot::SystemRoot;
@@ -30,10 +30,18 @@ pub fn survey(root: &SystemRoot, function: Option<&str>) -> Survey {
     let uname = system::uname(root, release.clone(), search.found.as_ref().map(|(_, c)| c));
 
     let system = system::section(root, &uname);
-    let kernel = kernel::section(&uname, &mut facts);
+    // The running system is read through procfs; a snapshot with the hand-written parsers.
+    let kernel_version = match root.is_native() {
+        true => facts::live_kernel_version(),
+        false => release.as_deref().and_then(facts::parse_kernel_version),
+    };
+    let kernel = kernel::section(&uname, kernel_version, &mut facts);
     let mut config_section = config::section(&search, uname.machine.as_deref(), &mut facts);
-    let status_text = root.read_text("/proc/self/status").unwrap_or_default();
-    let privileges = privileges::section(root, &status_text, &mut facts);
+    let status = match root.is_native() {
+        true => SelfStatus::live(),
+        false => SelfStatus::parse(&root.read_text("/proc/self/status").unwrap_or_default()),
+    };
+    let privileges = privileges::section(root, &status, &mut facts);
     let kallsyms = root
         .read("/proc/kallsyms")
         .map(|b| String::from_utf8_lossy(&b).into_owned());

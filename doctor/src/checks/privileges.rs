@@ -1,6 +1,9 @@
 //! The Privileges section: uid, capabilities, namespaces, seccomp, sysctls, lockdown, memlock.
 
-use unlink_common::failures::{self, Facts, Probe};
+use procfs::process::{LimitValue, Process};
+use unlink_common::catalogue::FailureId;
+use unlink_common::facts::{self, Facts, SelfStatus};
+use unlink_common::probe::Probe;
 
 use crate::check_ids::{CheckId, SectionId};
 use crate::parse::limits;
@@ -9,10 +12,9 @@ use crate::sysroot::SystemRoot;
 
 const CAP_SYS_RESOURCE: u32 = 24;
 
-pub fn section(root: &SystemRoot, status: &str, facts: &mut Facts) -> Section {
+pub fn section(root: &SystemRoot, status: &SelfStatus, facts: &mut Facts) -> Section {
     let mut items = Vec::new();
-    let euid: Option<u32> = failures::status_field(status, "Uid:")
-        .and_then(|uids| uids.split_whitespace().nth(1)?.parse().ok());
+    let euid = status.euid;
     facts.euid = euid;
     items.push(match euid {
         Some(0) => Item::new(CheckId::PrivilegesEuid, Status::Ok, "0 (root)"),
@@ -29,9 +31,9 @@ pub fn section(root: &SystemRoot, status: &str, facts: &mut Facts) -> Section {
         ),
     });
     let uid_map = root.read_text("/proc/self/uid_map").unwrap_or_default();
-    facts.user_namespace = failures::uid_map_is_namespaced(&uid_map);
-    let caps = failures::effective_capabilities(status);
-    facts.privileged = caps.is_some_and(failures::capabilities_suffice) && !facts.user_namespace;
+    facts.user_namespace = facts::uid_map_is_namespaced(&uid_map);
+    let caps = status.capeff;
+    facts.privileged = status.capabilities_suffice() && !facts.user_namespace;
     let cap_names = |caps: u64| {
         [("CAP_BPF", 39), ("CAP_PERFMON", 38), ("CAP_SYS_ADMIN", 21)]
             .iter()
@@ -49,7 +51,7 @@ pub fn section(root: &SystemRoot, status: &str, facts: &mut Facts) -> Section {
             .join(", ")
     };
     items.push(match caps {
-        Some(caps) if failures::capabilities_suffice(caps) => Item::new(
+        Some(caps) if facts::capabilities_suffice(caps) => Item::new(
             CheckId::PrivilegesCapabilities,
             Status::Ok,
             format!("{} (CapEff {caps:016x})", cap_names(caps)),
@@ -61,8 +63,8 @@ pub fn section(root: &SystemRoot, status: &str, facts: &mut Facts) -> Section {
                 format!("{} (CapEff {caps:016x})", cap_names(caps)),
             );
             match euid {
-                Some(0) => item.failure("container-restricted", Probe::Kprobe),
-                _ => item.failure("not-privileged", Probe::Kprobe),
+                Some(0) => item.failure(FailureId::ContainerRestricted, Probe::Kprobe),
+                _ => item.failure(FailureId::NotPrivileged, Probe::Kprobe),
             }
         }
         None => Item::new(
@@ -81,9 +83,9 @@ pub fn section(root: &SystemRoot, status: &str, facts: &mut Facts) -> Section {
                 uid_map.split_whitespace().collect::<Vec<_>>().join(" ")
             ),
         )
-        .failure("container-restricted", Probe::Kprobe),
+        .failure(FailureId::ContainerRestricted, Probe::Kprobe),
     });
-    facts.seccomp = failures::status_field(status, "Seccomp:").and_then(|mode| mode.parse().ok());
+    facts.seccomp = status.seccomp;
     items.push(match facts.seccomp {
         Some(0) => Item::new(CheckId::PrivilegesSeccomp, Status::Ok, "off"),
         Some(2) => Item::new(CheckId::PrivilegesSeccomp, Status::Warn, "filter (mode 2)")
@@ -119,7 +121,7 @@ pub fn section(root: &SystemRoot, status: &str, facts: &mut Facts) -> Section {
     items.push(match lockdown {
         Some(mode) if facts.lockdown_confidentiality => {
             Item::new(CheckId::PrivilegesLockdown, Status::Fail, mode)
-                .failure("lockdown", Probe::Kprobe)
+                .failure(FailureId::Lockdown, Probe::Kprobe)
         }
         Some(mode) => Item::new(CheckId::PrivilegesLockdown, Status::Ok, mode),
         None => Item::new(
@@ -128,10 +130,7 @@ pub fn section(root: &SystemRoot, status: &str, facts: &mut Facts) -> Section {
             "unknown (securityfs not mounted, or no lockdown LSM)",
         ),
     });
-    let memlock = root
-        .read_text("/proc/self/limits")
-        .ok()
-        .and_then(|text| limits::memlock(&text));
+    let memlock = memlock(root);
     let can_raise = caps.is_some_and(|c| c & (1 << CAP_SYS_RESOURCE) != 0);
     facts.memlock_limit = memlock.and_then(|l| {
         if can_raise || l.hard.is_none() {
@@ -153,12 +152,12 @@ pub fn section(root: &SystemRoot, status: &str, facts: &mut Facts) -> Section {
             format!("{} (not charged since 5.11)", shown(limit.soft)),
         ),
         (Some(limit), true) => match facts.memlock_limit {
-            Some(bytes) if bytes < failures::MEMLOCK_NEEDED => Item::new(
+            Some(bytes) if bytes < facts::MEMLOCK_NEEDED => Item::new(
                 CheckId::PrivilegesMemlock,
                 Status::Fail,
                 format!("{} and cannot be raised", shown(limit.soft)),
             )
-            .failure("memlock-limit", Probe::Kprobe),
+            .failure(FailureId::MemlockLimit, Probe::Kprobe),
             _ => Item::new(
                 CheckId::PrivilegesMemlock,
                 Status::Ok,
@@ -168,4 +167,23 @@ pub fn section(root: &SystemRoot, status: &str, facts: &mut Facts) -> Section {
         (None, _) => Item::new(CheckId::PrivilegesMemlock, Status::Info, "unknown"),
     });
     Section::new(SectionId::Privileges, items)
+}
+
+/// The locked-memory limit: through procfs on the running system, from a snapshot's file otherwise.
+fn memlock(root: &SystemRoot) -> Option<limits::Limit> {
+    if !root.is_native() {
+        return limits::memlock(&root.read_text("/proc/self/limits").ok()?);
+    }
+    let limit = Process::myself()
+        .and_then(|me| me.limits())
+        .ok()?
+        .max_locked_memory;
+    let bytes = |value| match value {
+        LimitValue::Unlimited => None,
+        LimitValue::Value(bytes) => Some(bytes),
+    };
+    Some(limits::Limit {
+        soft: bytes(limit.soft_limit),
+        hard: bytes(limit.hard_limit),
+    })
 }

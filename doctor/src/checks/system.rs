@@ -1,6 +1,6 @@
 //! The System section: `uname -srvm`, the distribution, and hints of a container, WSL or VM.
 
-use unlink_common::failures;
+use unlink_common::facts;
 
 use crate::check_ids::{CheckId, SectionId};
 use crate::parse::config::KernelConfig;
@@ -28,7 +28,7 @@ pub fn uname(root: &SystemRoot, release: Option<String>, config: Option<&KernelC
     };
     let from_file = root
         .read_line("/proc/sys/kernel/arch")
-        .map(|a| (failures::normalise_arch(&a), "/proc/sys/kernel/arch"));
+        .map(|a| (facts::normalise_arch(&a), "/proc/sys/kernel/arch"));
     let from_config = || {
         config
             .and_then(KernelConfig::arch)

@@ -1,10 +1,12 @@
 //! The Tracing section: tracefs and debugfs, kallsyms, the kprobe interfaces, whether the
 //! function can be traced, tracing_on and livepatches.
 
-use unlink_common::failures::{Facts, Probe};
+use unlink_common::catalogue::FailureId;
+use unlink_common::facts::Facts;
+use unlink_common::kallsyms::{self, base_name};
+use unlink_common::probe::Probe;
 
 use crate::check_ids::{CheckId, SectionId};
-use crate::parse::kallsyms::{self, base_name};
 use crate::parse::mountinfo;
 use crate::report::{Item, Section, Status};
 use crate::sysroot::{ReadError, SystemRoot};
@@ -32,7 +34,7 @@ pub fn section(
     items.push(match tracefs.is_empty() {
         false => Item::new(CheckId::TracingTracefs, Status::Ok, tracefs.join(", ")),
         true => Item::new(CheckId::TracingTracefs, Status::Warn, "not mounted")
-            .failure("tracefs-unavailable", Probe::Kprobe),
+            .failure(FailureId::TracefsUnavailable, Probe::Kprobe),
     });
     items.push(match debugfs.is_empty() {
         false => Item::new(CheckId::TracingDebugfs, Status::Ok, debugfs.join(", ")),
@@ -63,7 +65,7 @@ pub fn section(
                     Status::Fail,
                     format!("no text symbol {function_label}"),
                 )
-                .failure("function-not-found", Probe::Kprobe)
+                .failure(FailureId::FunctionNotFound, Probe::Kprobe)
             }
         },
         Err(err) => Item::new(
@@ -83,7 +85,7 @@ pub fn section(
             Status::Fail,
             "missing (/sys/bus/event_source/devices/kprobe)",
         )
-        .failure("no-kprobes", Probe::Kprobe),
+        .failure(FailureId::NoKprobes, Probe::Kprobe),
     });
     let kprobe_events = tracing_dir
         .as_ref()
@@ -146,7 +148,7 @@ pub fn section(
                         Status::Fail,
                         format!("does not list {function} (notrace)"),
                     )
-                    .failure("not-traceable", Probe::Fentry),
+                    .failure(FailureId::NotTraceable, Probe::Fentry),
                 }
             }
             Err(err) if err.is_permission() && privileged => {
@@ -156,7 +158,7 @@ pub fn section(
                     Status::Fail,
                     format!("unreadable although privileged: {err}"),
                 )
-                .failure("tracing-refused", Probe::Fentry)
+                .failure(FailureId::TracingRefused, Probe::Fentry)
             }
             Err(err) if err.is_permission() => Item::new(
                 CheckId::TracingFilterFunctions,
@@ -202,7 +204,7 @@ pub fn section(
                         Status::Fail,
                         format!("{function} is listed"),
                     )
-                    .failure("not-traceable", Probe::Kprobe),
+                    .failure(FailureId::NotTraceable, Probe::Kprobe),
                 }
             }
             Err(ReadError::Missing) => Item::new(

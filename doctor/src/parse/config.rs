@@ -1,8 +1,18 @@
 //! Kernel configs (`CONFIG_X=y`, `# CONFIG_X is not set`), plain or gzipped,
 //! and where to find one, in the order moby's check-config.sh looks.
+//!
+//! The running kernel's /proc/config.gz is read through procfs ([`KernelConfig::from_procfs`]).
+//! Every other file, and all of a snapshot, is parsed here: procfs's reader opens only
+//! /proc/config.gz or /boot/config-$(uname -r) on the running system, not files under a
+//! snapshot's root with their size caps, and its gunzip has no cap on the decompressed size.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
+
+use procfs::ConfigSetting;
+
+/// The running kernel's config, when it was built with CONFIG_IKCONFIG_PROC.
+pub const PROC_CONFIG: &str = "/proc/config.gz";
 
 /// The options set in a kernel config; an option that is absent or `is not set` is off.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -20,6 +30,23 @@ impl KernelConfig {
                     && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
                 (valid && value != "n")
                     .then(|| (name.to_string(), value.trim_matches('"').to_string()))
+            })
+            .collect();
+        KernelConfig { options }
+    }
+
+    /// The options procfs read, spelled as [`KernelConfig::parse`] keeps them.
+    pub fn from_procfs(options: HashMap<String, ConfigSetting>) -> KernelConfig {
+        let options = options
+            .into_iter()
+            .filter_map(|(name, setting)| {
+                let value = match setting {
+                    ConfigSetting::Yes => "y".to_string(),
+                    ConfigSetting::Module => "m".to_string(),
+                    ConfigSetting::Value(value) => value.trim_matches('"').to_string(),
+                };
+                let name = name.strip_prefix("CONFIG_")?;
+                (value != "n").then(|| (name.to_string(), value))
             })
             .collect();
         KernelConfig { options }
@@ -57,7 +84,7 @@ impl KernelConfig {
 
 /// Where a kernel config may be, for kernel release `release`, most authoritative first.
 pub fn candidates(release: &str) -> Vec<String> {
-    let mut paths = vec!["/proc/config.gz".to_string()];
+    let mut paths = vec![PROC_CONFIG.to_string()];
     if !release.is_empty() && !release.contains('/') {
         paths.extend([
             format!("/boot/config-{release}"),
@@ -116,6 +143,16 @@ mod tests {
         );
         assert_eq!(config.get("LOCALVERSION"), Some("-fc"));
         assert_eq!(config.arch(), Some("x86_64"));
+    }
+
+    #[test]
+    fn procfs_reads_the_same_options() {
+        use procfs::FromBufRead;
+        let read = procfs::KernelConfig::from_buf_read(SAMPLE.as_bytes()).unwrap();
+        assert_eq!(
+            KernelConfig::from_procfs(read.0),
+            KernelConfig::parse(SAMPLE)
+        );
     }
 
     #[test]

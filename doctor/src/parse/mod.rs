@@ -2,7 +2,6 @@
 //! and never panics on garbage (property-tested in each module).
 
 pub mod config;
-pub mod kallsyms;
 pub mod limits;
 pub mod mountinfo;
 pub mod os_release;

@@ -3,6 +3,8 @@
 //! Hand-written rather than procfs-core's `MountInfos` (0.18): that one fails the whole
 //! file on one malformed line and leaves `\040`-style escapes in mount points, and a
 //! snapshot's mountinfo is untrusted text the doctor must still read what it can from.
+//! The running system's mountinfo is read with it too: with the escapes left in, procfs
+//! would not find a tracefs mounted on a path with a space.
 
 /// One mount: where, and which file system type.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -86,11 +86,14 @@ pub fn check(problems: &mut Problems) -> Result<()> {
         }
     }
 
-    let failures = root.join("common/src/failures.rs");
+    let failures = root.join("common/src/catalogue.rs");
     let catalogue =
-        catalogue_ids(&fs::read_to_string(&failures).context("reading common/src/failures.rs")?);
+        catalogue_ids(&fs::read_to_string(&failures).context("reading common/src/catalogue.rs")?);
     if catalogue.is_empty() {
-        problems.add("common/src/failures.rs: found no `id: \"...\"` in CATALOGUE".into());
+        problems.add(
+            "common/src/catalogue.rs: found no `FailureId::X => \"...\"` in FailureId::as_str"
+                .into(),
+        );
     }
     for lang in LANGUAGES {
         let page = format!("book/src/{lang}/troubleshooting.md");
@@ -105,7 +108,7 @@ pub fn check(problems: &mut Problems) -> Result<()> {
         for (id, line) in &catalogue {
             if !ids.contains(id) {
                 problems.add(format!(
-                    "{page}: no heading {{#{id}}} for the catalogue's {id:?} (common/src/failures.rs:{line})"
+                    "{page}: no heading {{#{id}}} for the catalogue's {id:?} (common/src/catalogue.rs:{line})"
                 ));
             }
         }
@@ -436,18 +439,19 @@ fn compare_ids(en_file: &str, en: &Scan, zh_file: &str, zh: &Scan, problems: &mu
     }
 }
 
-/// The ids of the failure catalogue and their lines, read as text.
-fn catalogue_ids(failures_rs: &str) -> Vec<(String, usize)> {
-    let mut in_catalogue = false;
+/// The ids of the failure catalogue and their lines, read as text from the arms of
+/// `FailureId::as_str` (`FailureId::NoKprobes => "no-kprobes",`).
+fn catalogue_ids(catalogue_rs: &str) -> Vec<(String, usize)> {
+    let mut in_as_str = false;
     let mut ids = Vec::new();
-    for (index, line) in failures_rs.lines().enumerate() {
+    for (index, line) in catalogue_rs.lines().enumerate() {
         let line = line.trim();
-        if line.starts_with("pub const CATALOGUE") {
-            in_catalogue = true;
-        } else if in_catalogue && line == "];" {
+        if line.starts_with("pub const fn as_str") {
+            in_as_str = true;
+        } else if in_as_str && line == "}" {
             break;
-        } else if let (true, Some(rest)) = (in_catalogue, line.strip_prefix("id: \"")) {
-            if let Some(id) = rest.strip_suffix("\",") {
+        } else if let (true, Some((_, id))) = (in_as_str, line.split_once(" => \"")) {
+            if let Some(id) = id.strip_suffix("\",") {
                 ids.push((id.to_string(), index + 1));
             }
         }
@@ -547,7 +551,7 @@ mod tests {
 
     #[test]
     fn reads_the_catalogue_ids_only() {
-        let text = "struct Failure { id: &'static str }\npub const CATALOGUE: &[Failure] = &[\n    Failure {\n        id: \"not-privileged\",\n    },\n];\nfn f() { Failure { id: \"elsewhere\", } }\n";
+        let text = "impl FailureId {\n    pub const fn as_str(self) -> &'static str {\n        match self {\n            FailureId::NotPrivileged => \"not-privileged\",\n        }\n    }\n}\nfn f() { match x { X => \"elsewhere\", } }\n";
         assert_eq!(catalogue_ids(text), [("not-privileged".to_string(), 4)]);
     }
 

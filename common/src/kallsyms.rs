@@ -1,9 +1,10 @@
 //! /proc/kallsyms, the symbols a kprobe resolves its function name against: the
 //! kernel's `ADDRESS TYPE NAME [MODULE]` lines, or a snapshot's `TYPE NAME [MODULE]`
-//! (`unlink-doctor snapshot` drops the addresses).
+//! (`unlink-doctor snapshot` drops the addresses). The lessons and the doctor both
+//! look names up here.
 //!
 //! The end-to-end tests (tests/tests/native.rs) read kallsyms with their own code on
-//! purpose: an independent witness of what the doctor says.
+//! purpose: an independent witness of what the lessons and the doctor say.
 
 /// The text symbol `name`, or else a compiler-suffixed one such as `name.isra.0`.
 pub fn lookup(kallsyms: &str, name: &str) -> Option<String> {
