@@ -4,6 +4,7 @@ use std::fmt;
 use std::io::{self, Write};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use rustix::time::{clock_gettime, ClockId};
 use serde::Serialize;
 
 use crate::errno;
@@ -104,8 +105,8 @@ pub struct Clock {
 
 impl Clock {
     pub fn now() -> Clock {
-        let realtime = clock_ns(libc::CLOCK_REALTIME);
-        let monotonic = clock_ns(libc::CLOCK_MONOTONIC);
+        let realtime = clock_ns(ClockId::Realtime);
+        let monotonic = clock_ns(ClockId::Monotonic);
         Clock {
             realtime_minus_monotonic_ns: realtime - monotonic,
         }
@@ -117,13 +118,8 @@ impl Clock {
     }
 }
 
-fn clock_ns(clock: libc::clockid_t) -> i128 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: ts is a valid timespec to write to; these clocks always exist on Linux.
-    unsafe { libc::clock_gettime(clock, &mut ts) };
+fn clock_ns(clock: ClockId) -> i128 {
+    let ts = clock_gettime(clock);
     ts.tv_sec as i128 * 1_000_000_000 + ts.tv_nsec as i128
 }
 

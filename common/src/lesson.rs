@@ -204,7 +204,7 @@ impl Lesson {
         };
         let mut watch = self.begin(traced_tgids)?;
         while watch.keep_going(&output)? {
-            pipe.wait(TICK.as_millis() as i32);
+            pipe.wait(TICK);
             print_lines(pipe.read_lines()?);
             output.flush();
         }
