@@ -8,7 +8,7 @@ use std::mem::offset_of;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -180,7 +180,7 @@ impl Lesson {
     pub fn watch_trace_pipe(
         mut self,
         traced_tgids: &MapMut<'_>,
-        lost_events: &u64,
+        lost_events: &AtomicU64,
         probes: [(&ProgramMut<'_>, &Link); 2],
     ) -> Result<ExitCode> {
         let mut pipe = self
@@ -219,11 +219,11 @@ impl Lesson {
         &self,
         watch: Watch,
         output: Output,
-        lost_events: &u64,
+        lost_events: &AtomicU64,
         probes: [(&ProgramMut<'_>, &Link); 2],
         exits_missed: Option<u64>,
     ) -> Result<ExitCode> {
-        let lost = read_counter(lost_events);
+        let lost = lost_events.load(Ordering::Relaxed);
         let skipped = skipped_by_kernel(self.probe, probes, exits_missed.is_some());
         output.flush(); // the events first, then the summary (on stderr in text mode)
                         // A kretprobe's missed returns are reported as such; a skipped fexit
@@ -509,11 +509,16 @@ fn untrace_pid(traced_tgids: &MapMut<'_>, pid: u32) -> Result<()> {
         .with_context(|| format!("removing pid {pid} from the traced processes"))
 }
 
-/// A counter the BPF side bumps in its memory-mapped .bss at any time.
-pub fn read_counter(counter: &u64) -> u64 {
-    // SAFETY: a valid, aligned u64 in the mmapped .bss; volatile because the kernel writes it.
-    unsafe { std::ptr::read_volatile(counter) }
+/// A counter in the memory-mapped .bss, which the BPF side bumps with
+/// `__sync_fetch_and_add` at any time: read it as the atomic it is.
+pub fn bss_counter(counter: &mut u64) -> &AtomicU64 {
+    // SAFETY: the pointer comes from a live &mut u64, so it is valid for the
+    // borrow, and aligned for AtomicU64 (same alignment, asserted below); the
+    // BPF side changes it only atomically, as this side now reads it.
+    unsafe { AtomicU64::from_ptr(counter) }
 }
+
+const _: () = assert!(align_of::<u64>() == align_of::<AtomicU64>());
 
 /// libbpf's messages: kept to explain failures, shown with -v.
 static LIBBPF_LOG: Mutex<String> = Mutex::new(String::new());
@@ -541,6 +546,15 @@ fn keep_libbpf_message(_level: PrintLevel, message: String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bss_counter_is_the_field_itself() {
+        let mut field = 41u64;
+        let counter = bss_counter(&mut field);
+        counter.fetch_add(1, Ordering::Relaxed); // as the BPF side's __sync_fetch_and_add
+        assert_eq!(counter.load(Ordering::Relaxed), 42);
+        assert_eq!(field, 42);
+    }
 
     #[test]
     fn the_summary_says_what_the_kernel_skipped_or_that_it_cannot_say() {
