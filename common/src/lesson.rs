@@ -8,18 +8,18 @@ use std::mem::offset_of;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
 use colored::Colorize;
-use libbpf_rs::{libbpf_sys, Link, MapCore, MapFlags, MapMut, PrintLevel, ProgramMut};
+use libbpf_rs::{libbpf_sys, Link, MapCore, MapFlags, MapMut, ProgramMut};
 
 use crate::cli::LessonArgs;
 use crate::command::{exit_code, Command, Running};
 use crate::events::{self, Clock, Event, EventWriter, JsonLine};
 use crate::failures::{self, Facts, Observed, Probe, Stage};
+use crate::libbpf_log;
 use crate::printk::{self, TracePipe};
 use crate::stop::{self, STOP_SIGNALS};
 use crate::target::{self, Target};
@@ -40,7 +40,7 @@ impl Lesson {
     /// Set up output, signals and libbpf's log, and find the function to probe.
     pub fn start(args: LessonArgs, probe: Probe) -> Result<Lesson> {
         args.color.apply();
-        capture_libbpf_log(args.verbose);
+        libbpf_log::capture(args.verbose);
         stop::install_handlers();
         // A command that cannot run is reported before the slow part, the load.
         let command = match args.command.is_empty() {
@@ -101,7 +101,7 @@ impl Lesson {
 
     /// Turn a libbpf error into the catalogue's one line: errno, cause, next step.
     pub fn explain(&self, stage: Stage, what: &str, error: libbpf_rs::Error) -> anyhow::Error {
-        let log = LIBBPF_LOG.lock().map(|log| log.clone()).unwrap_or_default();
+        let log = libbpf_log::text();
         let observed = Observed {
             probe: self.probe,
             stage,
@@ -519,29 +519,6 @@ pub fn bss_counter(counter: &mut u64) -> &AtomicU64 {
 }
 
 const _: () = assert!(align_of::<u64>() == align_of::<AtomicU64>());
-
-/// libbpf's messages: kept to explain failures, shown with -v.
-static LIBBPF_LOG: Mutex<String> = Mutex::new(String::new());
-static SHOW_LIBBPF_LOG: AtomicBool = AtomicBool::new(false);
-
-fn capture_libbpf_log(verbose: bool) {
-    SHOW_LIBBPF_LOG.store(verbose, Ordering::Relaxed);
-    let level = if verbose {
-        PrintLevel::Debug
-    } else {
-        PrintLevel::Info
-    };
-    libbpf_rs::set_print(Some((level, keep_libbpf_message)));
-}
-
-fn keep_libbpf_message(_level: PrintLevel, message: String) {
-    if SHOW_LIBBPF_LOG.load(Ordering::Relaxed) {
-        eprint!("{message}");
-    }
-    if let Ok(mut log) = LIBBPF_LOG.lock() {
-        log.push_str(&message);
-    }
-}
 
 #[cfg(test)]
 mod tests {

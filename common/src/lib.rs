@@ -8,6 +8,7 @@ pub mod errno;
 pub mod events;
 pub mod failures;
 pub mod lesson;
+pub mod libbpf_log;
 pub mod printk;
 pub mod stop;
 pub mod target;

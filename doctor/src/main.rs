@@ -85,7 +85,8 @@ fn main() -> ExitCode {
     }));
     let cli = Cli::parse();
     apply_color(cli.color);
-    live::capture_libbpf_log();
+    // libbpf's messages (from BTF parsing too) explain failures instead of cluttering the output.
+    unlink_common::libbpf_log::capture(false);
     match run(&cli) {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
