@@ -39,7 +39,7 @@ pub struct Lesson {
 impl Lesson {
     /// Set up output, signals and libbpf's log, and find the function to probe.
     pub fn start(args: LessonArgs, probe: Probe) -> Result<Lesson> {
-        args.color.apply();
+        args.color.apply(&io::stderr());
         libbpf_log::capture(args.verbose);
         stop::install_handlers();
         // A command that cannot run is reported before the slow part, the load.
