@@ -181,8 +181,7 @@ fn trigger_and_wait(events: &MapMut<'_>, pending: &MapMut<'_>) -> Outcome {
             latency_ns: event.latency_ns,
         },
         None => {
-            // SAFETY: gettid has no preconditions.
-            let tid = unsafe { libc::gettid() } as u32;
+            let tid = rustix::thread::gettid().as_raw_nonzero().get() as u32;
             let entry_fired = pending
                 .lookup(&tid.to_ne_bytes(), MapFlags::ANY)
                 .ok()
