@@ -11,10 +11,10 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
+use time::OffsetDateTime;
 
 use measure::{Bench, FULL, QUICK};
 use report::{Environment, Platform, Report};
@@ -200,25 +200,13 @@ fn merge(out: &std::path::Path, paths: &[PathBuf]) -> Result<()> {
     Ok(())
 }
 
-/// Today's date in UTC, YYYY-MM-DD (the civil-from-days algorithm).
+/// Today's date in UTC, YYYY-MM-DD.
 fn today_utc() -> String {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    date_of_day(secs / 86_400)
+    date_of(OffsetDateTime::now_utc())
 }
 
-fn date_of_day(days_since_epoch: u64) -> String {
-    let z = days_since_epoch as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let day_of_era = z - era * 146_097;
-    let year_of_era =
-        (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let mp = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
+fn date_of(time: OffsetDateTime) -> String {
+    let (year, month, day) = (time.year(), u8::from(time.month()), time.day());
     format!("{year:04}-{month:02}-{day:02}")
 }
 
@@ -226,8 +214,11 @@ fn date_of_day(days_since_epoch: u64) -> String {
 mod tests {
     #[test]
     fn dates() {
-        assert_eq!(super::date_of_day(0), "1970-01-01");
-        assert_eq!(super::date_of_day(11_016), "2000-02-29");
-        assert_eq!(super::date_of_day(20_415), "2025-11-23");
+        let day = |days: i64| {
+            super::date_of(time::OffsetDateTime::from_unix_timestamp(days * 86_400).unwrap())
+        };
+        assert_eq!(day(0), "1970-01-01");
+        assert_eq!(day(11_016), "2000-02-29");
+        assert_eq!(day(20_415), "2025-11-23");
     }
 }

@@ -14,6 +14,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
+use rustix::process::{kill_process, Pid, Signal};
 use serde::Deserialize;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -333,8 +334,8 @@ impl Running {
 
     /// SIGTERM, then everything the tool printed until it exited.
     pub fn stop(mut self) -> Result<Stopped> {
-        // SAFETY: kill has no memory-safety preconditions; the child is not reaped yet.
-        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        // The child is not reaped yet, so its pid is still its own.
+        let _ = kill_process(Pid::from_child(&self.child), Signal::TERM);
         let status = self.child.wait()?;
         let stderr = self.stderr_text();
         let (events, summary) = match self.stdout {

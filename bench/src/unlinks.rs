@@ -1,16 +1,16 @@
 //! The workload: files created in a tmpfs directory outside the timed region,
-//! then unlinked with libc::unlink as fast as one or more threads can.
+//! then unlinked with unlink(2) (rustix: no allocation per call) as fast as one or more threads can.
 
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::fs::{self, File};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
-
-const TMPFS_MAGIC: libc::c_long = 0x0102_1994;
+use anyhow::{anyhow, Context, Result};
+use rustix::fs::statfs;
+use rustix::mount::{mount, unmount, MountFlags, UnmountFlags};
 
 /// A fresh directory with a tmpfs mounted on it (when this process may mount).
 pub struct Scratch {
@@ -24,32 +24,20 @@ impl Scratch {
     pub fn new() -> Result<Scratch> {
         let dir = std::env::temp_dir().join(format!("unlink-bench.{}", std::process::id()));
         fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        let path = c_path(&dir);
-        let (source, fstype) = (c"tmpfs", c"tmpfs");
-        // SAFETY: valid NUL-terminated strings; no mount data.
-        let mounted = unsafe {
-            libc::mount(
-                source.as_ptr(),
-                path.as_ptr(),
-                fstype.as_ptr(),
-                0,
-                std::ptr::null(),
-            )
-        } == 0;
-        let why_not = std::io::Error::last_os_error();
-        // SAFETY: a zeroed statfs is a valid out-parameter.
-        let mut stat: libc::statfs = unsafe { std::mem::zeroed() };
-        // SAFETY: valid path and out-parameter.
-        let is_tmpfs = unsafe { libc::statfs(path.as_ptr(), &mut stat) } == 0
-            && stat.f_type as libc::c_long == TMPFS_MAGIC;
-        let filesystem = match (is_tmpfs, mounted) {
+        let mounted = mount(c"tmpfs", &dir, c"tmpfs", MountFlags::empty(), None::<&CStr>);
+        // TMPFS_MAGIC (linux/magic.h), in statfs's own word type.
+        let is_tmpfs = statfs(&dir).is_ok_and(|stat| stat.f_type == 0x0102_1994);
+        let filesystem = match (is_tmpfs, &mounted) {
             (true, _) => "tmpfs".to_string(),
-            (false, true) => "not tmpfs (statfs disagrees with the mount)".to_string(),
-            (false, false) => format!("not tmpfs (mounting one failed: {why_not})"),
+            (false, Ok(())) => "not tmpfs (statfs disagrees with the mount)".to_string(),
+            (false, Err(why_not)) => format!(
+                "not tmpfs (mounting one failed: {})",
+                std::io::Error::from(*why_not)
+            ),
         };
         Ok(Scratch {
             dir,
-            mounted,
+            mounted: mounted.is_ok(),
             filesystem,
         })
     }
@@ -65,8 +53,7 @@ impl Scratch {
 impl Drop for Scratch {
     fn drop(&mut self) {
         if self.mounted {
-            // SAFETY: a valid path we mounted on.
-            unsafe { libc::umount2(c_path(&self.dir).as_ptr(), libc::MNT_DETACH) };
+            let _ = unmount(&self.dir, UnmountFlags::DETACH);
         }
         let _ = fs::remove_dir_all(&self.dir);
     }
@@ -122,12 +109,9 @@ impl Batch {
     }
 }
 
-fn unlink(path: &CString) -> Result<()> {
-    // SAFETY: a valid NUL-terminated path.
-    if unsafe { libc::unlink(path.as_ptr()) } != 0 {
-        bail!("unlink {path:?}: {}", std::io::Error::last_os_error());
-    }
-    Ok(())
+fn unlink(path: &CStr) -> Result<()> {
+    rustix::fs::unlink(path)
+        .map_err(|err| anyhow!("unlink {path:?}: {}", std::io::Error::from(err)))
 }
 
 /// Unlink `per_worker` files in each of `workers` threads at once, at full
@@ -164,4 +148,38 @@ pub fn unlink_in_parallel(
         }
         Ok(start.elapsed())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scratch_mounts_unlinks_and_cleans_up() {
+        let scratch = Scratch::new().unwrap();
+        let dir = scratch.dir.clone();
+        let mounted = || {
+            let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap();
+            mounts.contains(&format!(" {} ", dir.display()))
+        };
+        // Root mounts a tmpfs; otherwise the report says why not.
+        assert_eq!(scratch.mounted, mounted());
+        match scratch.mounted {
+            true => assert_eq!(scratch.filesystem, "tmpfs"),
+            false => assert!(
+                scratch
+                    .filesystem
+                    .starts_with("not tmpfs (mounting one failed: "),
+                "{}",
+                scratch.filesystem
+            ),
+        }
+        let files = scratch.subdir("0").unwrap();
+        Batch::create(&files, 3).unwrap().unlink_all().unwrap();
+        assert_eq!(fs::read_dir(&files).unwrap().count(), 0);
+        let missing = unlink(c"/nonexistent/unlink-bench").unwrap_err();
+        assert!(missing.to_string().contains("os error 2"), "{missing}");
+        drop(scratch);
+        assert!(!mounted() && !dir.exists());
+    }
 }

@@ -1,6 +1,7 @@
 //! The flags every lesson shares, and how errors leave `main`.
 
 use std::ffi::OsString;
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
@@ -72,16 +73,19 @@ pub enum ColorChoice {
 }
 
 impl ColorChoice {
-    pub fn apply(self) {
-        let enabled = match self {
+    /// Colour the output or not; `Auto` asks whether `output` (where the
+    /// colours go) is a terminal, and honours NO_COLOR (https://no-color.org).
+    pub fn apply(self, output: &impl IsTerminal) {
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        colored::control::set_override(self.enabled(no_color, output.is_terminal()));
+    }
+
+    fn enabled(self, no_color: bool, terminal: bool) -> bool {
+        match self {
             ColorChoice::Always => true,
             ColorChoice::Never => false,
-            ColorChoice::Auto => {
-                std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-                    && std::io::IsTerminal::is_terminal(&std::io::stderr())
-            }
-        };
-        colored::control::set_override(enabled);
+            ColorChoice::Auto => !no_color && terminal,
+        }
     }
 }
 
@@ -178,6 +182,15 @@ mod tests {
     struct Cli {
         #[command(flatten)]
         lesson: LessonArgs,
+    }
+
+    #[test]
+    fn color_auto_means_a_terminal_and_no_no_color() {
+        assert!(ColorChoice::Auto.enabled(false, true));
+        assert!(!ColorChoice::Auto.enabled(true, true));
+        assert!(!ColorChoice::Auto.enabled(false, false));
+        assert!(ColorChoice::Always.enabled(true, false));
+        assert!(!ColorChoice::Never.enabled(false, true));
     }
 
     #[test]

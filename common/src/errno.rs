@@ -2,16 +2,28 @@
 //! leak to user space through BPF, like 524 ENOTSUPP.
 
 use std::fmt;
+use std::sync::LazyLock;
+
+use nix::errno::Errno;
 
 /// The symbolic name of `errno` on Linux (`2` -> `ENOENT`), if it has one.
 pub fn name(errno: i32) -> Option<&'static str> {
     let errno = usize::try_from(errno).ok()?;
     match errno {
-        1..=133 => Some(USER_SPACE[errno - 1]).filter(|name| !name.is_empty()),
         512..=531 => Some(KERNEL_INTERNAL[errno - 512]).filter(|name| !name.is_empty()),
-        _ => None,
+        _ => USER_SPACE.get(errno)?.as_deref(),
     }
 }
+
+/// The user-space names by number, from nix (its `Debug` is the name); made once.
+static USER_SPACE: LazyLock<Vec<Option<String>>> = LazyLock::new(|| {
+    (0..512)
+        .map(|n| match Errno::from_raw(n) {
+            Errno::UnknownErrno => None,
+            known => Some(format!("{known:?}")),
+        })
+        .collect()
+});
 
 /// A return value for people: `-2 ENOENT` for a negative one, `0` for success (not padded).
 pub struct Ret(pub i32);
@@ -31,143 +43,6 @@ pub fn from_name(name: &str) -> Option<i32> {
     let name = name.trim_start_matches('-');
     (1..=531).find(|&n| self::name(n) == Some(name))
 }
-
-/// Numbers 1..=133; "" marks the two Linux leaves unused (41 and 58 are aliases elsewhere).
-const USER_SPACE: [&str; 133] = [
-    "EPERM",
-    "ENOENT",
-    "ESRCH",
-    "EINTR",
-    "EIO",
-    "ENXIO",
-    "E2BIG",
-    "ENOEXEC",
-    "EBADF",
-    "ECHILD",
-    "EAGAIN",
-    "ENOMEM",
-    "EACCES",
-    "EFAULT",
-    "ENOTBLK",
-    "EBUSY",
-    "EEXIST",
-    "EXDEV",
-    "ENODEV",
-    "ENOTDIR",
-    "EISDIR",
-    "EINVAL",
-    "ENFILE",
-    "EMFILE",
-    "ENOTTY",
-    "ETXTBSY",
-    "EFBIG",
-    "ENOSPC",
-    "ESPIPE",
-    "EROFS",
-    "EMLINK",
-    "EPIPE",
-    "EDOM",
-    "ERANGE",
-    "EDEADLK",
-    "ENAMETOOLONG",
-    "ENOLCK",
-    "ENOSYS",
-    "ENOTEMPTY",
-    "ELOOP",
-    "",
-    "ENOMSG",
-    "EIDRM",
-    "ECHRNG",
-    "EL2NSYNC",
-    "EL3HLT",
-    "EL3RST",
-    "ELNRNG",
-    "EUNATCH",
-    "ENOCSI",
-    "EL2HLT",
-    "EBADE",
-    "EBADR",
-    "EXFULL",
-    "ENOANO",
-    "EBADRQC",
-    "EBADSLT",
-    "",
-    "EBFONT",
-    "ENOSTR",
-    "ENODATA",
-    "ETIME",
-    "ENOSR",
-    "ENONET",
-    "ENOPKG",
-    "EREMOTE",
-    "ENOLINK",
-    "EADV",
-    "ESRMNT",
-    "ECOMM",
-    "EPROTO",
-    "EMULTIHOP",
-    "EDOTDOT",
-    "EBADMSG",
-    "EOVERFLOW",
-    "ENOTUNIQ",
-    "EBADFD",
-    "EREMCHG",
-    "ELIBACC",
-    "ELIBBAD",
-    "ELIBSCN",
-    "ELIBMAX",
-    "ELIBEXEC",
-    "EILSEQ",
-    "ERESTART",
-    "ESTRPIPE",
-    "EUSERS",
-    "ENOTSOCK",
-    "EDESTADDRREQ",
-    "EMSGSIZE",
-    "EPROTOTYPE",
-    "ENOPROTOOPT",
-    "EPROTONOSUPPORT",
-    "ESOCKTNOSUPPORT",
-    "EOPNOTSUPP",
-    "EPFNOSUPPORT",
-    "EAFNOSUPPORT",
-    "EADDRINUSE",
-    "EADDRNOTAVAIL",
-    "ENETDOWN",
-    "ENETUNREACH",
-    "ENETRESET",
-    "ECONNABORTED",
-    "ECONNRESET",
-    "ENOBUFS",
-    "EISCONN",
-    "ENOTCONN",
-    "ESHUTDOWN",
-    "ETOOMANYREFS",
-    "ETIMEDOUT",
-    "ECONNREFUSED",
-    "EHOSTDOWN",
-    "EHOSTUNREACH",
-    "EALREADY",
-    "EINPROGRESS",
-    "ESTALE",
-    "EUCLEAN",
-    "ENOTNAM",
-    "ENAVAIL",
-    "EISNAM",
-    "EREMOTEIO",
-    "EDQUOT",
-    "ENOMEDIUM",
-    "EMEDIUMTYPE",
-    "ECANCELED",
-    "ENOKEY",
-    "EKEYEXPIRED",
-    "EKEYREVOKED",
-    "EKEYREJECTED",
-    "EOWNERDEAD",
-    "ENOTRECOVERABLE",
-    "ERFKILL",
-    "EHWPOISON",
-];
 
 /// include/linux/errno.h: never meant for user space, yet BPF attach returns them.
 /// Numbers 512..=531 (520 is unused).
@@ -216,6 +91,14 @@ mod tests {
         assert_eq!(name(41), None);
         assert_eq!(name(520), None);
         assert_eq!(name(531), Some("ENOGRACE"));
+        // Every number Linux names, each name back to its own number.
+        for n in (1..=133)
+            .chain(512..=531)
+            .filter(|n| ![41, 58, 520].contains(n))
+        {
+            let found = name(n).unwrap_or_else(|| panic!("no name for {n}"));
+            assert_eq!(from_name(found), Some(n), "{found}");
+        }
     }
 
     #[test]

@@ -8,19 +8,19 @@ use std::mem::offset_of;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
 use colored::Colorize;
-use libbpf_rs::{libbpf_sys, Link, MapCore, MapFlags, MapMut, PrintLevel, ProgramMut};
+use libbpf_rs::{libbpf_sys, Link, MapCore, MapFlags, MapMut, ProgramMut};
 
 use crate::classify::{self, Observed};
 use crate::cli::LessonArgs;
 use crate::command::{exit_code, Command, Running};
 use crate::events::{self, Clock, Event, EventWriter, JsonLine};
 use crate::facts::Facts;
+use crate::libbpf_log;
 use crate::printk::{self, TracePipe};
 use crate::probe::{Probe, Stage};
 use crate::stop::{self, STOP_SIGNALS};
@@ -41,8 +41,8 @@ pub struct Lesson {
 impl Lesson {
     /// Set up output, signals and libbpf's log, and find the function to probe.
     pub fn start(args: LessonArgs, probe: Probe) -> Result<Lesson> {
-        args.color.apply();
-        capture_libbpf_log(args.verbose);
+        args.color.apply(&io::stderr());
+        libbpf_log::capture(args.verbose);
         stop::install_handlers();
         // A command that cannot run is reported before the slow part, the load.
         let command = match args.command.is_empty() {
@@ -103,7 +103,7 @@ impl Lesson {
 
     /// Turn a libbpf error into the catalogue's one line: errno, cause, next step.
     pub fn explain(&self, stage: Stage, what: &str, error: libbpf_rs::Error) -> anyhow::Error {
-        let log = LIBBPF_LOG.lock().map(|log| log.clone()).unwrap_or_default();
+        let log = libbpf_log::text();
         let observed = Observed {
             probe: self.probe,
             stage,
@@ -178,7 +178,7 @@ impl Lesson {
     pub fn watch_trace_pipe(
         mut self,
         traced_tgids: &MapMut<'_>,
-        lost_events: &u64,
+        lost_events: &AtomicU64,
         probes: [(&ProgramMut<'_>, &Link); 2],
     ) -> Result<ExitCode> {
         let mut pipe = self
@@ -202,7 +202,7 @@ impl Lesson {
         };
         let mut watch = self.begin(traced_tgids)?;
         while watch.keep_going(&output)? {
-            pipe.wait(TICK.as_millis() as i32);
+            pipe.wait(TICK);
             print_lines(pipe.read_lines()?);
             output.flush();
         }
@@ -217,11 +217,11 @@ impl Lesson {
         &self,
         watch: Watch,
         output: Output,
-        lost_events: &u64,
+        lost_events: &AtomicU64,
         probes: [(&ProgramMut<'_>, &Link); 2],
         exits_missed: Option<u64>,
     ) -> Result<ExitCode> {
-        let lost = read_counter(lost_events);
+        let lost = lost_events.load(Ordering::Relaxed);
         let skipped = skipped_by_kernel(self.probe, probes, exits_missed.is_some());
         output.flush(); // the events first, then the summary (on stderr in text mode)
                         // A kretprobe's missed returns are reported as such; a skipped fexit
@@ -507,38 +507,29 @@ fn untrace_pid(traced_tgids: &MapMut<'_>, pid: u32) -> Result<()> {
         .with_context(|| format!("removing pid {pid} from the traced processes"))
 }
 
-/// A counter the BPF side bumps in its memory-mapped .bss at any time.
-pub fn read_counter(counter: &u64) -> u64 {
-    // SAFETY: a valid, aligned u64 in the mmapped .bss; volatile because the kernel writes it.
-    unsafe { std::ptr::read_volatile(counter) }
+/// A counter in the memory-mapped .bss, which the BPF side bumps with
+/// `__sync_fetch_and_add` at any time: read it as the atomic it is.
+pub fn bss_counter(counter: &mut u64) -> &AtomicU64 {
+    // SAFETY: the pointer comes from a live &mut u64, so it is valid for the
+    // borrow, and aligned for AtomicU64 (same alignment, asserted below); the
+    // BPF side changes it only atomically, as this side now reads it.
+    unsafe { AtomicU64::from_ptr(counter) }
 }
 
-/// libbpf's messages: kept to explain failures, shown with -v.
-static LIBBPF_LOG: Mutex<String> = Mutex::new(String::new());
-static SHOW_LIBBPF_LOG: AtomicBool = AtomicBool::new(false);
-
-fn capture_libbpf_log(verbose: bool) {
-    SHOW_LIBBPF_LOG.store(verbose, Ordering::Relaxed);
-    let level = if verbose {
-        PrintLevel::Debug
-    } else {
-        PrintLevel::Info
-    };
-    libbpf_rs::set_print(Some((level, keep_libbpf_message)));
-}
-
-fn keep_libbpf_message(_level: PrintLevel, message: String) {
-    if SHOW_LIBBPF_LOG.load(Ordering::Relaxed) {
-        eprint!("{message}");
-    }
-    if let Ok(mut log) = LIBBPF_LOG.lock() {
-        log.push_str(&message);
-    }
-}
+const _: () = assert!(align_of::<u64>() == align_of::<AtomicU64>());
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bss_counter_is_the_field_itself() {
+        let mut field = 41u64;
+        let counter = bss_counter(&mut field);
+        counter.fetch_add(1, Ordering::Relaxed); // as the BPF side's __sync_fetch_and_add
+        assert_eq!(counter.load(Ordering::Relaxed), 42);
+        assert_eq!(field, 42);
+    }
 
     #[test]
     fn the_summary_says_what_the_kernel_skipped_or_that_it_cannot_say() {

@@ -11,6 +11,7 @@ pub mod events;
 pub mod facts;
 pub mod kallsyms;
 pub mod lesson;
+pub mod libbpf_log;
 pub mod printk;
 pub mod probe;
 pub mod stop;

@@ -4,8 +4,10 @@ use std::fs::File;
 use std::io::{ErrorKind, Read};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{anyhow, Result};
+use rustix::event::{poll, PollFd, PollFlags, Timespec};
 
 use crate::catalogue::FailureId;
 
@@ -66,15 +68,14 @@ impl TracePipe {
         Ok(take_lines(&mut self.partial))
     }
 
-    /// Wait up to `timeout_ms` for data.
-    pub fn wait(&self, timeout_ms: i32) {
-        let mut fds = libc::pollfd {
-            fd: std::os::fd::AsRawFd::as_raw_fd(&self.file),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd; a failed poll (EINTR) just means look again.
-        unsafe { libc::poll(&mut fds, 1, timeout_ms) };
+    /// Wait up to `timeout` for data.
+    pub fn wait(&self, timeout: Duration) {
+        let timeout = Timespec::try_from(timeout).ok();
+        // A failed poll (EINTR) just means look again.
+        let _ = poll(
+            &mut [PollFd::new(&self.file, PollFlags::IN)],
+            timeout.as_ref(),
+        );
     }
 }
 

@@ -4,13 +4,13 @@
 
 use std::cell::RefCell;
 use std::mem::MaybeUninit;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use libbpf_rs::skel::{OpenSkel as _, SkelBuilder as _};
-use libbpf_rs::{MapCore as _, MapFlags, MapMut, PrintLevel, RingBufferBuilder};
+use libbpf_rs::{MapCore as _, MapFlags, MapMut, RingBufferBuilder};
 use unlink_common::classify;
 use unlink_common::events::{Event, Filename};
+use unlink_common::libbpf_log;
 use unlink_common::probe::{Probe, Stage};
 
 mod doctor_kprobe {
@@ -47,9 +47,7 @@ pub enum Outcome {
 
 /// Run the live check for `probe`'s lesson on `function`.
 pub fn check(probe: Probe, function: &str) -> Outcome {
-    if let Ok(mut log) = LIBBPF_LOG.lock() {
-        log.clear();
-    }
+    libbpf_log::clear();
     match probe {
         Probe::Kprobe => kprobe(function),
         Probe::Fentry => fentry(function),
@@ -57,7 +55,7 @@ pub fn check(probe: Probe, function: &str) -> Outcome {
 }
 
 fn failed(stage: Stage, step: &'static str, error: libbpf_rs::Error) -> Outcome {
-    let log = LIBBPF_LOG.lock().map(|log| log.clone()).unwrap_or_default();
+    let log = libbpf_log::text();
     Outcome::Failed {
         stage,
         step,
@@ -184,8 +182,7 @@ fn trigger_and_wait(events: &MapMut<'_>, pending: &MapMut<'_>) -> Outcome {
             latency_ns: event.latency_ns,
         },
         None => {
-            // SAFETY: gettid has no preconditions.
-            let tid = unsafe { libc::gettid() } as u32;
+            let tid = rustix::thread::gettid().as_raw_nonzero().get() as u32;
             let entry_fired = pending
                 .lookup(&tid.to_ne_bytes(), MapFlags::ANY)
                 .ok()
@@ -201,18 +198,4 @@ fn unique() -> u128 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or_default()
-}
-
-/// libbpf's messages of the current attempt: some causes are only visible there.
-static LIBBPF_LOG: Mutex<String> = Mutex::new(String::new());
-
-/// Keep libbpf's messages (from BTF parsing too) out of the output: they explain failures instead.
-pub fn capture_libbpf_log() {
-    libbpf_rs::set_print(Some((PrintLevel::Info, keep_libbpf_message)));
-}
-
-fn keep_libbpf_message(_level: PrintLevel, message: String) {
-    if let Ok(mut log) = LIBBPF_LOG.lock() {
-        log.push_str(&message);
-    }
 }

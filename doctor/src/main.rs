@@ -15,7 +15,7 @@ mod sysroot;
 mod verdict;
 
 use std::fmt::Write as _;
-use std::io::{IsTerminal as _, Write as _};
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -88,8 +88,9 @@ fn main() -> ExitCode {
         std::process::exit(2);
     }));
     let cli = Cli::parse();
-    apply_color(cli.color);
-    live::capture_libbpf_log();
+    cli.color.apply(&std::io::stdout()); // the colours go to stdout
+                                         // libbpf's messages (from BTF parsing too) explain failures instead of cluttering the output.
+    unlink_common::libbpf_log::capture(false);
     match run(&cli) {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
@@ -97,19 +98,6 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
-}
-
-/// Colors go to stdout: decide on stdout being a terminal.
-fn apply_color(choice: ColorChoice) {
-    let enabled = match choice {
-        ColorChoice::Always => true,
-        ColorChoice::Never => false,
-        ColorChoice::Auto => {
-            std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-                && std::io::stdout().is_terminal()
-        }
-    };
-    colored::control::set_override(enabled);
 }
 
 /// Print to stdout; a closed pipe (`| head`) is not an error worth a message.

@@ -5,13 +5,14 @@
 
 use std::mem::MaybeUninit;
 use std::process::ExitCode;
+use std::sync::atomic::Ordering;
 
 use anyhow::Context as _;
 use clap::Parser;
 use libbpf_rs::skel::{OpenSkel as _, SkelBuilder as _};
 use libbpf_rs::MapCore as _;
 use libbpf_rs::RingBufferBuilder;
-use unlink_common::lesson::{interrupted, read_counter};
+use unlink_common::lesson::{bss_counter, interrupted};
 use unlink_common::{Event, Lesson, LessonArgs, Probe, RawEvent, Stage, TICK};
 
 // ANCHOR: skeleton
@@ -61,7 +62,7 @@ fn main() -> ExitCode {
         // ANCHOR_END: open
 
         // ANCHOR: load
-        let skel = open
+        let mut skel = open
             .load()
             .map_err(|e| lesson.explain(Stage::Load, "loading the kprobe programs", e))?;
         // ANCHOR_END: load
@@ -83,9 +84,9 @@ fn main() -> ExitCode {
         let bss = skel
             .maps
             .bss_data
-            .as_ref()
+            .as_deref_mut()
             .context("the BPF object has no .bss")?;
-        let lost_events = &bss.lost_events;
+        let lost_events = bss_counter(&mut bss.lost_events);
         let probes = [(&progs.unlink_entry, &entry), (&progs.unlink_exit, &exit)];
         // ANCHOR_END: lost
         if lesson.use_printk() {
@@ -128,7 +129,7 @@ fn main() -> ExitCode {
         // ANCHOR: returns_missed
         // Entries still parked never saw their return (see returns_missed in the BPF side).
         let parked = skel.maps.in_flight.keys().count() as u64;
-        let returns_missed = read_counter(&bss.returns_missed) + parked;
+        let returns_missed = bss_counter(&mut bss.returns_missed).load(Ordering::Relaxed) + parked;
         // ANCHOR_END: returns_missed
         lesson.finish(watch, output, lost_events, probes, Some(returns_missed))
         // ANCHOR_END: poll

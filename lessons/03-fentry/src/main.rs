@@ -5,13 +5,14 @@
 
 use std::mem::MaybeUninit;
 use std::process::ExitCode;
+use std::sync::atomic::Ordering;
 
 use anyhow::Context as _;
 use clap::Parser;
 use libbpf_rs::skel::{OpenSkel as _, SkelBuilder as _};
 use libbpf_rs::MapCore as _;
 use libbpf_rs::RingBufferBuilder;
-use unlink_common::lesson::{interrupted, read_counter};
+use unlink_common::lesson::{bss_counter, interrupted};
 use unlink_common::{Event, Lesson, LessonArgs, Probe, RawEvent, Stage, TICK};
 
 // ANCHOR: skeleton
@@ -69,7 +70,7 @@ fn main() -> ExitCode {
         // ANCHOR_END: target
 
         // ANCHOR: load
-        let skel = open
+        let mut skel = open
             .load()
             .map_err(|e| lesson.explain(Stage::Load, "loading the fentry/fexit programs", e))?;
         // ANCHOR_END: load
@@ -91,9 +92,9 @@ fn main() -> ExitCode {
         let bss = skel
             .maps
             .bss_data
-            .as_ref()
+            .as_deref_mut()
             .context("the BPF object has no .bss")?;
-        let lost_events = &bss.lost_events;
+        let lost_events = bss_counter(&mut bss.lost_events);
         let probes = [(&progs.unlink_entry, &entry), (&progs.unlink_exit, &exit)];
         // ANCHOR_END: lost
         if lesson.use_printk() {
@@ -136,7 +137,7 @@ fn main() -> ExitCode {
         // ANCHOR: exits_missed
         // Entries still parked never saw their fexit (see exits_missed in the BPF side).
         let parked = skel.maps.entered_at.keys().count() as u64;
-        let exits_missed = read_counter(&bss.exits_missed) + parked;
+        let exits_missed = bss_counter(&mut bss.exits_missed).load(Ordering::Relaxed) + parked;
         // ANCHOR_END: exits_missed
         lesson.finish(watch, output, lost_events, probes, Some(exits_missed))
         // ANCHOR_END: poll

@@ -12,11 +12,12 @@ mod source;
 mod spacing;
 mod transcripts;
 
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result};
+use rustix::pipe::PipeFlags;
 
 use crate::{cmd, deps, workspace};
 
@@ -80,11 +81,26 @@ fn build(dest: &Path) -> Result<()> {
 
 /// A pipe whose ends are closed on exec (a child gets them through Stdio or dup2).
 fn pipe() -> Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0; 2];
-    // SAFETY: fds has room for the two descriptors pipe2 writes.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(std::io::Error::last_os_error()).context("creating a pipe");
+    rustix::pipe::pipe_with(PipeFlags::CLOEXEC)
+        .map_err(std::io::Error::from)
+        .context("creating a pipe")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+
+    use rustix::io::{fcntl_getfd, FdFlags};
+
+    #[test]
+    fn pipe_ends_connect_and_close_on_exec() {
+        let (read, write) = super::pipe().unwrap();
+        for end in [&read, &write] {
+            assert!(fcntl_getfd(end).unwrap().contains(FdFlags::CLOEXEC));
+        }
+        std::fs::File::from(write).write_all(b"hi").unwrap();
+        let mut got = String::new();
+        std::fs::File::from(read).read_to_string(&mut got).unwrap();
+        assert_eq!(got, "hi");
     }
-    // SAFETY: pipe2 just opened both, and nothing else owns them.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
