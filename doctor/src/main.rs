@@ -88,8 +88,9 @@ fn main() -> ExitCode {
         std::process::exit(2);
     }));
     let cli = Cli::parse();
-    cli.color.apply(&std::io::stdout()); // the colours go to stdout
-                                         // libbpf's messages (from BTF parsing too) explain failures instead of cluttering the output.
+    // The colours go to stdout.
+    cli.color.apply(&std::io::stdout());
+    // libbpf's messages (from BTF parsing too) explain failures instead of cluttering the output.
     unlink_common::libbpf_log::capture(false);
     match run(&cli) {
         Ok(code) => ExitCode::from(code),
