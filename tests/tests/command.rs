@@ -150,7 +150,12 @@ echo "CHECK kretprobes_after_kill9 $(grep -c unlink_lab /sys/kernel/tracing/kpro
 # Item 7: SIGINT during the load: the command does not start.
 "$LESSON02" -- touch /tmp/started 2>/tmp/early.err &
 lesson=$!
-sleep 0.3
+# As soon as its SIGINT handler is in place (SigCgt bit 1), not after a guessed sleep:
+# the load that follows takes seconds under TCG.
+tries=0
+until [ $(( 0x$(awk '/^SigCgt/ {print $2}' /proc/$lesson/status 2>/dev/null || echo 0) & 2 )) -ne 0 ]; do
+    tries=$((tries + 1)); [ $tries -gt 2000 ] && break; sleep 0.01
+done
 kill -INT $lesson; wait $lesson; echo "CHECK early_rc $?"
 if [ -e /tmp/started ]; then echo "CHECK early started"; else echo "CHECK early not_started"; fi
 grep -c 'attached to' /tmp/early.err | sed 's/^/CHECK early_announced /'
@@ -166,6 +171,13 @@ wait $lesson; echo "CHECK twice_rc $?"
 kill $guard 2>/dev/null
 grep -c 'unlinks seen' /tmp/twice.err | sed 's/^/CHECK twice_summaries /'
 echo "CHECK kretprobes_at_the_end $(grep -c unlink_lab /sys/kernel/tracing/kprobe_events)"
+
+# Without tracefs, lesson-02's kretprobe falls back to libbpf's default slots, with a note.
+mount -t tmpfs none /sys/kernel/tracing && mount -t tmpfs none /sys/kernel/debug
+"$LESSON02" --json -- sh -c 'touch /tmp/f; rm /tmp/f' >/tmp/notracefs.json 2>/tmp/notracefs.err
+echo "CHECK notracefs_rc $?"
+grep -c '^note: the kretprobe gets the kernel.s default number of return slots' /tmp/notracefs.err | sed 's/^/CHECK notracefs_note /'
+grep '"filename":"/tmp/f"' /tmp/notracefs.json | grep -c '"ret":0,' | sed 's/^/CHECK notracefs_unlinks /'
 "#;
 
 #[test]
@@ -224,6 +236,15 @@ fn load_errors_and_the_command_on_debian_6_12() {
         "a kill -9 of the lesson must take the command's whole process tree with it"
     );
     assert_eq!(one("kretprobes_after_kill9"), "1");
+    assert_eq!(
+        (
+            one("notracefs_rc"),
+            one("notracefs_note"),
+            one("notracefs_unlinks")
+        ),
+        ("0", "1", "1"),
+        "without tracefs the kretprobe still attaches, with its note"
+    );
     assert_eq!(
         one("kretprobes_at_the_end"),
         "0",
