@@ -7,9 +7,10 @@
 //! kretprobe is created, and a call that finds none free is not seen on
 //! return. libbpf creates kretprobes through the kprobe PMU
 //! (`/sys/bus/event_source/devices/kprobe`), which always takes the kernel's
-//! default: the number of CPUs (twice that, at least 10, on a preemptible
-//! kernel). Debian's 5.10 on 2 CPUs gets 2 slots, so five processes deleting
-//! files at once miss about a third of the returns.
+//! default: twice the number of CPUs and at least 10, but only the number of
+//! CPUs on older kernels built without preemption. Debian's 5.10 on 2 CPUs
+//! gets 2 slots, so five processes deleting files at once miss about a third
+//! of the returns.
 //!
 //! tracefs's `kprobe_events` file lets us ask for more: `r256:` instead of
 //! `r:`. We create the kretprobe there, open it as a perf event, and attach
