@@ -1,7 +1,15 @@
 //! `-- COMMAND`: run the command whose unlinks the lesson shows, as the user
-//! who ran `sudo`, and never let it outlive the lesson.
+//! who ran `sudo`, and never let it, or anything it starts, outlive the lesson.
+//!
+//! The command leads a process group of its own, which its children join. A
+//! guard process, forked from the lesson, waits for the lesson to end (even
+//! by SIGKILL, which no handler sees) and then kills that group. The command
+//! also gets SIGKILL from the kernel when the lesson dies (PR_SET_PDEATHSIG).
+//! A process that leaves the group (`setsid`, a shell's job control) escapes.
+//! Outside the terminal's foreground group, the command cannot read the
+//! terminal, and Ctrl-C reaches it through the lesson (SIGTERM, then SIGKILL).
 
-use std::ffi::{CString, OsStr, OsString};
+use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
@@ -11,12 +19,20 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ExitStatus};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
+use nix::errno::Errno;
 use nix::sys::prctl;
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::{self, Gid, Pid, Uid, User};
+use nix::sys::signal::{killpg, Signal};
+use nix::sys::wait::{waitid, Id, WaitPidFlag, WaitStatus};
+use nix::unistd::{self, Pid, Uid};
 
 use crate::stop::StopSignals;
+
+mod guard;
+mod user;
+
+use guard::Guard;
+pub use user::RunAs;
 
 /// How often a wait looks at the command and at the stop signals.
 const WAIT_TICK: Duration = Duration::from_millis(20);
@@ -28,17 +44,6 @@ const PATIENCE: Duration = Duration::from_secs(1);
 pub struct Command {
     argv: Vec<OsString>,
     run_as: Option<RunAs>,
-}
-
-/// The unprivileged user the command runs as.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RunAs {
-    pub name: String,
-    pub uid: Uid,
-    pub gid: Gid,
-    /// Supplementary groups, the primary group among them, as login would set them.
-    pub groups: Vec<Gid>,
-    pub home: PathBuf,
 }
 
 /// Why the command never ran; the lesson exits with [`NotStarted::exit_code`].
@@ -80,7 +85,8 @@ impl Command {
 
     /// Start the command, unless a stop signal came first. Call it from the
     /// thread that lives as long as the lesson (the main thread): the command
-    /// gets SIGKILL when that thread ends.
+    /// gets SIGKILL when that thread ends, and its process group when the
+    /// lesson ends.
     pub fn start(&self, stop: &StopSignals) -> Result<Running> {
         if let Some(signal) = stop.first() {
             return Err(NotStarted {
@@ -100,10 +106,14 @@ impl Command {
         }
         let run_as = self.run_as.clone();
         let lesson = unistd::getpid();
+        // Before the command: then the guard is there for its very first child.
+        let guard = Guard::start().context("starting the process that guards the command")?;
         // SAFETY: between fork and exec the closure only makes system calls
         // (no allocation, no locks): everything it needs was prepared above.
         unsafe {
             command.pre_exec(move || {
+                // A group of its own, which its children join: the guard's target.
+                unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0))?;
                 if let Some(user) = &run_as {
                     unistd::setgroups(&user.groups)?;
                     unistd::setresgid(user.gid, user.gid, user.gid)?;
@@ -113,7 +123,7 @@ impl Command {
                 prctl::set_pdeathsig(Signal::SIGKILL)?;
                 // The lesson may have died before the line above: then no signal comes.
                 if unistd::getppid() != lesson {
-                    return Err(io::Error::from_raw_os_error(libc::ESRCH));
+                    return Err(Errno::ESRCH.into());
                 }
                 Ok(())
             });
@@ -121,61 +131,15 @@ impl Command {
         let child = command
             .spawn()
             .map_err(|error| not_runnable(program, &error))?;
-        Ok(Running { child })
-    }
-}
-
-impl RunAs {
-    /// The user who ran `sudo`, when this process is root because of it; `None`
-    /// when not root, not under sudo, or sudo was run by root. `var` reads the environment.
-    pub fn sudo_user(euid: Uid, var: impl Fn(&str) -> Option<OsString>) -> Result<Option<RunAs>> {
-        let Some(uid) = var("SUDO_UID") else {
-            return Ok(None);
-        };
-        let uid = parse_id("SUDO_UID", &uid)?;
-        if !euid.is_root() || uid == 0 {
-            return Ok(None);
-        }
-        let not_a_user = || {
-            format!(
-                "SUDO_UID={uid} is not in the user database, so the command cannot run as that user: \
-                 pass --as-root to run it as root"
-            )
-        };
-        // SUDO_USER picks among names that share the uid; the uid decides.
-        let named = var("SUDO_USER")
-            .and_then(|name| User::from_name(&name.to_string_lossy()).ok().flatten())
-            .filter(|user| user.uid.as_raw() == uid);
-        let user = match named {
-            Some(user) => user,
-            None => User::from_uid(Uid::from_raw(uid))
-                .with_context(not_a_user)?
-                .with_context(not_a_user)?,
-        };
-        let gid = match var("SUDO_GID") {
-            Some(gid) => Gid::from_raw(parse_id("SUDO_GID", &gid)?),
-            None => user.gid,
-        };
-        let name = CString::new(user.name.as_bytes()).with_context(not_a_user)?;
-        let groups = unistd::getgrouplist(&name, gid)
-            .with_context(|| format!("reading the groups of {} (getgrouplist)", user.name))?;
-        Ok(Some(RunAs {
-            name: user.name,
-            uid: user.uid,
-            gid,
-            groups,
-            home: user.dir,
-        }))
-    }
-}
-
-fn parse_id(variable: &str, value: &OsStr) -> Result<u32> {
-    match value.to_str().and_then(|v| v.parse().ok()) {
-        Some(id) => Ok(id),
-        None => bail!(
-            "{variable}={} is not a number: unset it, or pass --as-root to run the command as root",
-            value.to_string_lossy()
-        ),
+        // spawn() returns once exec succeeded, so setpgid above already ran.
+        let group = Pid::from_raw(child.id() as i32);
+        guard.watch(group)?;
+        Ok(Running {
+            child,
+            group,
+            _guard: guard,
+            stop_noted: false,
+        })
     }
 }
 
@@ -251,6 +215,12 @@ fn not_runnable(program: &OsStr, error: &io::Error) -> anyhow::Error {
 /// The running command.
 pub struct Running {
     child: Child,
+    /// The command's process group: the command and what it starts.
+    group: Pid,
+    /// Kills the group when dropped, or when the lesson dies.
+    _guard: Guard,
+    /// Whether we said that the command stopped to use the terminal.
+    stop_noted: bool,
 }
 
 impl Running {
@@ -259,7 +229,27 @@ impl Running {
     }
 
     pub fn try_wait(&mut self) -> Result<Option<ExitStatus>> {
-        self.child.try_wait().context("waiting for the command")
+        let status = self.child.try_wait().context("waiting for the command")?;
+        if status.is_none() && !self.stop_noted && self.stopped_by_the_terminal() {
+            eprintln!(
+                "the command stopped: it tried to use the terminal, which a command \
+                 in its own process group cannot. Ctrl-C ends it; give it input \
+                 from a file instead (`-- sh -c 'CMD < FILE'`)"
+            );
+            self.stop_noted = true;
+        }
+        Ok(status)
+    }
+
+    /// Stopped by SIGTTIN or SIGTTOU: it read (or set up) the terminal from
+    /// outside the terminal's foreground process group.
+    fn stopped_by_the_terminal(&self) -> bool {
+        let pid = Pid::from_raw(self.child.id() as i32);
+        let flags = WaitPidFlag::WSTOPPED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
+        matches!(
+            waitid(Id::Pid(pid), flags),
+            Ok(WaitStatus::Stopped(_, Signal::SIGTTIN | Signal::SIGTTOU))
+        )
     }
 
     /// The watch is over: wait for the command to finish, and if a stop
@@ -276,15 +266,18 @@ impl Running {
         }
     }
 
-    /// Ask the command to stop (SIGTERM) and wait for it; a second stop
-    /// signal kills it (SIGKILL), for commands that ignore SIGTERM.
+    /// Ask the command and its process group to stop (SIGTERM) and wait for
+    /// the command; a second stop signal kills them (SIGKILL), for commands
+    /// that ignore SIGTERM.
     pub fn terminate(&mut self, stop: &StopSignals) -> Result<ExitStatus> {
         if let Some(status) = self.try_wait()? {
             return Ok(status);
         }
-        // Not yet reaped, so the pid is still our child's.
-        let pid = Pid::from_raw(self.child.id() as i32);
-        let _ = kill(pid, Signal::SIGTERM);
+        // Not yet reaped, so the group still has its leader, our child.
+        let pid = self.group;
+        let _ = killpg(pid, Signal::SIGTERM);
+        // A stopped process (Ctrl-Z, or reading the terminal) acts on SIGTERM once continued.
+        let _ = killpg(pid, Signal::SIGCONT);
         let asked = Instant::now();
         let (mut told, mut killed) = (false, false);
         loop {
@@ -292,7 +285,7 @@ impl Running {
                 return Ok(status);
             }
             if stop.count() >= 2 && !killed {
-                let _ = kill(pid, Signal::SIGKILL);
+                let _ = killpg(pid, Signal::SIGKILL);
                 killed = true;
             }
             if !told && !killed && asked.elapsed() >= PATIENCE {
@@ -316,6 +309,8 @@ pub fn exit_code(status: ExitStatus) -> u8 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use nix::sys::signal::kill;
+    use nix::unistd::{Gid, User};
     use std::os::unix::fs::MetadataExt;
 
     fn command(argv: &[&str]) -> Command {
@@ -384,7 +379,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let marker = dir.path().join("started");
         let stop = StopSignals::new();
-        stop.record(libc::SIGINT);
+        stop.record(Signal::SIGINT as i32);
         let touch = command(&["touch", marker.to_str().unwrap()]);
         let refused = not_started(touch.start(&stop).err().expect("must not start"));
         assert_eq!(refused.exit_code, 130);
@@ -403,7 +398,7 @@ mod tests {
         let mut running = command(&["sh", "-c", ignores]).start(&stop).unwrap();
         // Let sh install its trap; then the first Ctrl-C: terminate sends SIGTERM.
         std::thread::sleep(Duration::from_millis(200));
-        stop.record(libc::SIGINT);
+        stop.record(Signal::SIGINT as i32);
         let pid = Pid::from_raw(running.pid() as i32);
         let (done, finished) = std::sync::mpsc::channel();
         let stop = &stop;
@@ -411,7 +406,7 @@ mod tests {
             scope.spawn(move || {
                 std::thread::sleep(Duration::from_millis(500));
                 // The second Ctrl-C.
-                stop.record(libc::SIGINT);
+                stop.record(Signal::SIGINT as i32);
                 // Without the kill, fail the test rather than hang: SIGUSR1 ends sh with 138.
                 if finished.recv_timeout(Duration::from_secs(10)).is_err() {
                     let _ = kill(pid, Signal::SIGUSR1);
@@ -424,19 +419,87 @@ mod tests {
         assert_eq!(exit_code(status), 128 + 9);
     }
 
+    /// What the command left running when it exited dies when the lesson is done with it.
+    #[test]
+    fn what_the_command_leaves_behind_dies_with_the_lesson() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("pid");
+        let script = r#"sleep 30 & echo $! > "$1""#;
+        let mut running = command(&["sh", "-c", script, "sh", pid_file.to_str().unwrap()])
+            .start(&StopSignals::new())
+            .unwrap();
+        assert_eq!(exit_code(wait(&mut running)), 0);
+        let sleep_pid: u32 = std::fs::read_to_string(&pid_file)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert!(process_state(sleep_pid).is_some(), "the sleep is running");
+        drop(running);
+        assert_dies(sleep_pid, "the command's background child");
+    }
+
+    /// A command stopped by SIGTTIN (as when it reads the terminal from its
+    /// own process group) is noticed, and Ctrl-C still ends it.
+    #[test]
+    fn a_command_stopped_by_the_terminal_is_noticed_and_still_terminated() {
+        let stop = StopSignals::new();
+        let mut running = command(&["sh", "-c", "kill -TTIN $$; sleep 30"])
+            .start(&stop)
+            .unwrap();
+        let start = Instant::now();
+        while !running.stop_noted {
+            assert!(running.try_wait().unwrap().is_none());
+            assert!(start.elapsed() < Duration::from_secs(10), "no stop noticed");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // SIGTERM alone would wait for a SIGCONT: then fail the test rather than hang.
+        let pid = Pid::from_raw(running.pid() as i32);
+        let (done, finished) = std::sync::mpsc::channel();
+        let status = std::thread::scope(|scope| {
+            scope.spawn(move || {
+                if finished.recv_timeout(Duration::from_secs(10)).is_err() {
+                    let _ = kill(pid, Signal::SIGKILL);
+                }
+            });
+            let status = running.terminate(&stop).unwrap();
+            done.send(()).unwrap();
+            status
+        });
+        assert_eq!(
+            exit_code(status),
+            128 + 15,
+            "SIGTERM must end a stopped command"
+        );
+    }
+
     /// State letter of a process (`Z` for a zombie), `None` when it is gone.
     fn process_state(pid: u32) -> Option<char> {
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
         stat[stat.rfind(')')? + 1..].trim_start().chars().next()
     }
 
-    /// This test's binary, run as a stand-in lesson: it starts `sleep 30` and
-    /// is then killed with SIGKILL; the sleep must die with it.
+    /// Wait up to 5 s for `pid` to be gone (or a zombie nobody reaped yet).
+    fn assert_dies(pid: u32, what: &str) {
+        let start = Instant::now();
+        while !matches!(process_state(pid), None | Some('Z')) {
+            assert!(
+                start.elapsed() < Duration::from_secs(5),
+                "{what} (pid {pid}) outlived the lesson"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// This test's binary, run as a stand-in lesson: it starts a shell that
+    /// starts `sleep 30` and waits, and is then killed with SIGKILL; the shell
+    /// and its sleep must die with it.
     #[test]
-    fn the_command_dies_with_the_lesson_even_by_sigkill() {
+    fn the_command_and_its_children_die_with_the_lesson_even_by_sigkill() {
         const STAND_IN: &str = "UNLINK_COMMAND_TEST_STAND_IN";
         if std::env::var_os(STAND_IN).is_some() {
-            let running = command(&["sleep", "30"])
+            let script = r#"sleep 30 & echo "grandchild pid $!"; wait"#;
+            let running = command(&["sh", "-c", script])
                 .start(&StopSignals::new())
                 .unwrap();
             println!("command pid {}", running.pid());
@@ -446,34 +509,43 @@ mod tests {
         let mut lesson = std::process::Command::new(std::env::current_exe().unwrap())
             .args([
                 "--exact",
-                "command::tests::the_command_dies_with_the_lesson_even_by_sigkill",
+                "command::tests::the_command_and_its_children_die_with_the_lesson_even_by_sigkill",
             ])
             .args(["--nocapture", "--test-threads=1"])
             .env(STAND_IN, "1")
             .stdout(std::process::Stdio::piped())
             .spawn()
             .unwrap();
-        let stdout = io::BufRead::lines(io::BufReader::new(lesson.stdout.take().unwrap()));
-        let pid: u32 = stdout
-            .map_while(|line| line.ok())
-            // libtest may print "test NAME ... " on the same line first.
-            .find_map(|line| line.split("command pid ").nth(1)?.trim().parse().ok())
-            .expect("the stand-in lesson names its command's pid");
-        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
-        assert!(
-            cmdline.starts_with(b"sleep\0"),
-            "pid {pid} is not the command"
-        );
-        lesson.kill().unwrap(); // SIGKILL
-        lesson.wait().unwrap();
+        let mut stdout = io::BufRead::lines(io::BufReader::new(lesson.stdout.take().unwrap()));
+        // Two lines, in either order; libtest may print "test NAME ... " first on one.
+        let (mut command_pid, mut sleep_pid) = (None, None);
+        for _ in 0..2 {
+            let line = stdout
+                .by_ref()
+                .map_while(|line| line.ok())
+                .find(|line| line.contains(" pid "))
+                .expect("the stand-in lesson and its command name their pids");
+            let pid = |label: &str| line.split(label).nth(1)?.trim().parse::<u32>().ok();
+            command_pid = command_pid.or(pid("command pid "));
+            sleep_pid = sleep_pid.or(pid("grandchild pid "));
+        }
+        let (command_pid, sleep_pid) = (command_pid.unwrap(), sleep_pid.unwrap());
+        // `$!` is known before the forked shell has become sleep.
         let start = Instant::now();
-        while !matches!(process_state(pid), None | Some('Z')) {
+        while !std::fs::read(format!("/proc/{sleep_pid}/cmdline"))
+            .unwrap()
+            .starts_with(b"sleep\0")
+        {
             assert!(
                 start.elapsed() < Duration::from_secs(5),
-                "the command (pid {pid}) outlived the lesson"
+                "pid {sleep_pid} is not the sleep"
             );
-            std::thread::sleep(Duration::from_millis(20));
+            std::thread::sleep(Duration::from_millis(10));
         }
+        lesson.kill().unwrap(); // SIGKILL
+        lesson.wait().unwrap();
+        assert_dies(command_pid, "the command");
+        assert_dies(sleep_pid, "the command's child");
     }
 
     fn vars<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<OsString> + 'a {

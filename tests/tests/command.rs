@@ -130,23 +130,32 @@ wait_for_start() {
     done
 }
 
-# Item 7: SIGKILL to the lesson kills the command.
-"$LESSON02" -- sleep 300 2>/tmp/kill9.err &
+# Item 7: SIGKILL to the lesson kills the command and the command's children.
+"$LESSON02" -- sh -c 'sleep 300 & wait' 2>/tmp/kill9.err &
 lesson=$!
 wait_for_start /tmp/kill9.err
+sleep 0.5
 kill -9 $lesson; wait $lesson 2>/dev/null
 sleep 0.5
-# Look for this command line, not any sleep: the VM's init has a heartbeat sleep of its own.
-kill9=died
+# Look for these command lines, not any sleep: the VM's init has a heartbeat sleep of its own.
 for cmdline in /proc/[0-9]*/cmdline; do
-    [ "$(tr '\0' ' ' <"$cmdline" 2>/dev/null)" = "sleep 300 " ] && kill9=survived
+    case "$(tr '\0' ' ' <"$cmdline" 2>/dev/null)" in
+    "sh -c sleep 300 & wait ") echo "CHECK kill9_survivor the command" ;;
+    "sleep 300 ") echo "CHECK kill9_survivor its child" ;;
+    esac
 done
-echo "CHECK kill9 $kill9"
+# The lesson's tracefs kretprobe outlives a SIGKILL; the next lesson that attaches removes it.
+echo "CHECK kretprobes_after_kill9 $(grep -c unlink_lab /sys/kernel/tracing/kprobe_events)"
 
 # Item 7: SIGINT during the load: the command does not start.
 "$LESSON02" -- touch /tmp/started 2>/tmp/early.err &
 lesson=$!
-sleep 0.3
+# As soon as its SIGINT handler is in place (SigCgt bit 1), not after a guessed sleep:
+# the load that follows takes seconds under TCG.
+tries=0
+until [ $(( 0x$(awk '/^SigCgt/ {print $2}' /proc/$lesson/status 2>/dev/null || echo 0) & 2 )) -ne 0 ]; do
+    tries=$((tries + 1)); [ $tries -gt 2000 ] && break; sleep 0.01
+done
 kill -INT $lesson; wait $lesson; echo "CHECK early_rc $?"
 if [ -e /tmp/started ]; then echo "CHECK early started"; else echo "CHECK early not_started"; fi
 grep -c 'attached to' /tmp/early.err | sed 's/^/CHECK early_announced /'
@@ -161,6 +170,14 @@ kill -INT $lesson; sleep 2; kill -INT $lesson
 wait $lesson; echo "CHECK twice_rc $?"
 kill $guard 2>/dev/null
 grep -c 'unlinks seen' /tmp/twice.err | sed 's/^/CHECK twice_summaries /'
+echo "CHECK kretprobes_at_the_end $(grep -c unlink_lab /sys/kernel/tracing/kprobe_events)"
+
+# Without tracefs, lesson-02's kretprobe falls back to libbpf's default slots, with a note.
+mount -t tmpfs none /sys/kernel/tracing && mount -t tmpfs none /sys/kernel/debug
+"$LESSON02" --json -- sh -c 'touch /tmp/f; rm /tmp/f' >/tmp/notracefs.json 2>/tmp/notracefs.err
+echo "CHECK notracefs_rc $?"
+grep -c '^note: the kretprobe gets the kernel.s default number of return slots' /tmp/notracefs.err | sed 's/^/CHECK notracefs_note /'
+grep '"filename":"/tmp/f"' /tmp/notracefs.json | grep -c '"ret":0,' | sed 's/^/CHECK notracefs_unlinks /'
 "#;
 
 #[test]
@@ -213,7 +230,26 @@ fn load_errors_and_the_command_on_debian_6_12() {
     assert_eq!(one("sudo_home"), "/nonexistent");
     assert_eq!(one("sudo_unlinks_seen"), "1");
 
-    assert_eq!(one("kill9"), "died");
+    assert_eq!(
+        check("kill9_survivor"),
+        [] as [&str; 0],
+        "a kill -9 of the lesson must take the command's whole process tree with it"
+    );
+    assert_eq!(one("kretprobes_after_kill9"), "1");
+    assert_eq!(
+        (
+            one("notracefs_rc"),
+            one("notracefs_note"),
+            one("notracefs_unlinks")
+        ),
+        ("0", "1", "1"),
+        "without tracefs the kretprobe still attaches, with its note"
+    );
+    assert_eq!(
+        one("kretprobes_at_the_end"),
+        "0",
+        "a later lesson removes the kretprobe of one killed with SIGKILL, and its own"
+    );
     let too_late = "the SIGINT came after the attach (start-up under TCG takes seconds)";
     assert_eq!(one("early_announced"), "0", "{too_late}");
     assert_eq!(one("early_rc"), "130");

@@ -22,6 +22,8 @@ mod unlink_kprobe {
 use unlink_kprobe::UnlinkKprobeSkelBuilder;
 // ANCHOR_END: skeleton
 
+mod kretprobe;
+
 /// Watch the kernel's unlink function with a kprobe and a kretprobe.
 #[derive(Parser)]
 #[command(name = "lesson-02", version)]
@@ -73,10 +75,13 @@ fn main() -> ExitCode {
             .unlink_entry
             .attach_kprobe(false, lesson.function())
             .map_err(|e| lesson.explain(Stage::Attach, "attaching the kprobe", e))?;
-        let exit = progs
-            .unlink_exit
-            .attach_kprobe(true, lesson.function())
-            .map_err(|e| lesson.explain(Stage::Attach, "attaching the kretprobe", e))?;
+        // Not attach_kprobe(true, ..): it gets the kernel's few return slots (see kretprobe.rs).
+        let exit = kretprobe::attach(
+            &progs.unlink_exit,
+            lesson.function(),
+            kretprobe::RETURN_SLOTS,
+        )
+        .map_err(|e| lesson.explain(Stage::Attach, "attaching the kretprobe", e))?;
         let _follow = lesson.follow_command(&progs.follow_fork, &progs.forget_exit)?;
         // ANCHOR_END: attach
 
@@ -87,7 +92,10 @@ fn main() -> ExitCode {
             .as_deref_mut()
             .context("the BPF object has no .bss")?;
         let lost_events = bss_counter(&mut bss.lost_events);
-        let probes = [(&progs.unlink_entry, &entry), (&progs.unlink_exit, &exit)];
+        let probes = [
+            (&progs.unlink_entry, &entry),
+            (&progs.unlink_exit, exit.link()),
+        ];
         // ANCHOR_END: lost
         if lesson.use_printk() {
             return lesson.watch_trace_pipe(&skel.maps.traced_tgids, lost_events, probes);

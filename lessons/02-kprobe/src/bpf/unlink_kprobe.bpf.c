@@ -27,8 +27,8 @@ static const struct unlink_event empty_event;
 
 /*
  * A kretprobe can miss a return: the kernel keeps a fixed number of return
- * slots (maxactive, about one per CPU on 5.10), and a program already running
- * on that CPU is skipped. The entry then stays parked. It is counted when the
+ * slots (maxactive; user space asks for 256, see kretprobe.rs), and a program
+ * already running on that CPU is skipped. The entry then stays parked. It is counted when the
  * thread's next entry replaces it (here), and at the end (user space counts
  * what is still parked).
  */
