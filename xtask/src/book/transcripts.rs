@@ -36,8 +36,8 @@ use std::process::{Command, Output, Stdio};
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 
-use super::check::Problems;
 use super::pipe;
+use super::problems::Problems;
 use crate::cmd::{self, shell_quote};
 use crate::test::cargo;
 use crate::vm::kernels;
