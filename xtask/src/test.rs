@@ -1,15 +1,10 @@
 //! `cargo xtask test`: everything CI checks, from a fresh clone.
 
-use std::process::Command;
-
 use anyhow::Result;
 
+use crate::cmd::{self, cargo};
+use crate::deps;
 use crate::vm::kernels;
-use crate::{cmd, deps};
-
-pub fn cargo() -> Command {
-    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
-}
 
 pub fn run() -> Result<()> {
     deps::ensure(&[deps::BUILD, deps::VM, deps::TEST])?;

@@ -38,8 +38,7 @@ use serde_json::{json, Value};
 
 use super::pipe;
 use super::problems::Problems;
-use crate::cmd::{self, shell_quote};
-use crate::test::cargo;
+use crate::cmd::{self, cargo, shell_quote};
 use crate::vm::kernels;
 use crate::workspace::is_root;
 use crate::{deps, workspace};

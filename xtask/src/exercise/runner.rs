@@ -10,9 +10,9 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 
 use super::catalog::{Exercise, Run};
-use crate::test::cargo;
+use crate::cmd::{self, cargo};
 use crate::vm::VmRun;
-use crate::{cmd, workspace};
+use crate::workspace;
 
 /// Which code of an exercise to build.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
