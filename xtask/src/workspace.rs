@@ -3,13 +3,13 @@
 
 use std::path::PathBuf;
 
-/// The workspace root, fixed at compile time (xtask lives in it).
 /// Running as root: apt installs and native BPF runs need it.
 pub fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }
 }
 
+/// The workspace root, fixed at compile time (xtask lives in it).
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .parent()
