@@ -55,7 +55,7 @@ pub fn run(lesson: Lesson) -> Result<ExitCode> {
         }
         format!(
             "this kernel (Linux {release}) cannot run {name}: see the error above; for the full diagnosis: \
-             cargo build --release -p doctor && sudo install -m 0755 target/release/unlink-doctor /usr/local/bin/ && sudo unlink-doctor"
+             cargo build --release -p unlink-doctor && sudo install -m 0755 target/release/unlink-doctor /usr/local/bin/ && sudo unlink-doctor"
         )
     } else {
         format!(

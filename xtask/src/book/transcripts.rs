@@ -220,7 +220,7 @@ fn build_binaries() -> Result<()> {
         "--package",
         "lesson-03",
         "--package",
-        "doctor",
+        "unlink-doctor",
     ]))
 }
 
