@@ -1,7 +1,7 @@
 //! The lessons' build scripts: compile `src/bpf/NAME.bpf.c` with clang and
 //! generate the Rust skeleton `OUT_DIR/NAME.skel.rs` with libbpf-cargo.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 // ANCHOR: build_skeleton
@@ -27,10 +27,27 @@ pub fn build_skeleton(name: &str) {
         // libbpf-cargo's error already holds clang's diagnostics.
         return fail(&format!("compiling {} failed: {err:#}", source.display()));
     }
+    if let Err(err) = mark_generated(&out) {
+        return fail(&format!("{}: {err}", out.display()));
+    }
     println!("cargo:rerun-if-changed={}", source.display());
     println!("cargo:rerun-if-changed={}", shared_headers.display());
 }
 // ANCHOR_END: build_skeleton
+
+/// The project lints with clippy's undocumented_unsafe_blocks, and the lessons
+/// `include!` the skeleton, whose unsafe blocks are libbpf-cargo's: exempt its
+/// module, next to the lint levels libbpf-cargo already sets there.
+fn mark_generated(skeleton: &Path) -> std::io::Result<()> {
+    let mut text = std::fs::read_to_string(skeleton)?;
+    let Some(at) = text.find("\nmod imp {") else {
+        return Err(std::io::Error::other(
+            "no `mod imp {` in libbpf-cargo's skeleton: has its layout changed?",
+        ));
+    };
+    text.insert_str(at + 1, "#[allow(clippy::undocumented_unsafe_blocks)]\n");
+    std::fs::write(skeleton, text)
+}
 
 fn clang_found() -> bool {
     Command::new("clang")
