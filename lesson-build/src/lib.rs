@@ -63,3 +63,28 @@ fn clang_found() -> bool {
 fn fail(message: &str) {
     println!("cargo::error={message}");
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_skeleton_module_is_exempt_and_a_changed_layout_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let skeleton = dir.path().join("x.skel.rs");
+        std::fs::write(
+            &skeleton,
+            "pub use self::imp::*;\n#[allow(dead_code)]\nmod imp {\n}\n",
+        )
+        .unwrap();
+        mark_generated(&skeleton).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&skeleton).unwrap(),
+            "pub use self::imp::*;\n#[allow(dead_code)]\n\
+             #[allow(clippy::undocumented_unsafe_blocks)]\nmod imp {\n}\n"
+        );
+        std::fs::write(&skeleton, "pub mod other {}\n").unwrap();
+        let err = mark_generated(&skeleton).unwrap_err();
+        assert!(err.to_string().contains("no `mod imp {`"), "{err}");
+    }
+}
