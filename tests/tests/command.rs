@@ -4,7 +4,7 @@
 
 use std::process::{Command, Output};
 
-use tests::binary;
+use unlink_tests::binary;
 
 const LESSONS: [&str; 2] = ["lesson-02", "lesson-03"];
 

@@ -3,8 +3,8 @@
 //! the unlink; a "will fail" lesson must fail with the doctor's reason.
 
 use serde_json::Value;
-use tests::binary;
 use unlink_common::catalogue::FailureId;
+use unlink_tests::binary;
 use xtask::vm::VmRun;
 
 /// Runs the doctor, then each lesson on one unlink, printing marked lines.

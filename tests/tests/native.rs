@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use tests::{binary, check_json_run, WORKLOAD, WORKLOAD_EXIT};
+use unlink_tests::{binary, check_json_run, WORKLOAD, WORKLOAD_EXIT};
 use xtask::workspace::is_root;
 
 fn run_lesson(lesson: &str) -> Output {

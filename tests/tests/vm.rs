@@ -2,7 +2,7 @@
 //! of a known workload, in ring buffer and printk mode. A kernel that is not
 //! fetched or a QEMU that is missing fails the test; it never counts as passed.
 
-use tests::{
+use unlink_tests::{
     binary, check_json_run, check_printk_run, check_step1_run, check_step2_run, counts_skips,
     unlink_function, WORKLOAD, WORKLOAD_EXIT,
 };

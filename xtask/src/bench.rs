@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use crate::test::cargo;
+use crate::cmd::{self, cargo};
 use crate::vm::{kernels, VmRun};
-use crate::{cmd, deps, workspace};
+use crate::{deps, workspace};
 
 /// The peer the lessons' start-up is compared with (Debian's package).
 const BPFTRACE: &str = "/usr/bin/bpftrace";

@@ -33,6 +33,11 @@ pub fn shell_quote(arg: &OsStr) -> String {
     }
 }
 
+/// The cargo that runs xtask (`CARGO`), so a pinned toolchain builds everything.
+pub fn cargo() -> Command {
+    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+}
+
 fn program(command: &Command) -> String {
     command.get_program().to_string_lossy().into_owned()
 }

@@ -33,7 +33,7 @@ enum Task {
         #[arg(value_enum)]
         lesson: try_lesson::Lesson,
     },
-    /// Everything CI checks: dependencies, build, kernels, unit and end-to-end tests
+    /// Everything CI checks: dependencies, format, lints, build, kernels, unit and end-to-end tests
     Test,
     /// Measure the lessons: cost per unlink, start to attached (vs bpftrace), throughput, memory
     Bench(bench::Args),

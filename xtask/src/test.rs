@@ -1,18 +1,26 @@
 //! `cargo xtask test`: everything CI checks, from a fresh clone.
 
-use std::process::Command;
+use anyhow::{Context, Result};
 
-use anyhow::Result;
-
+use crate::cmd::{self, cargo};
+use crate::deps;
 use crate::vm::kernels;
-use crate::{cmd, deps};
-
-pub fn cargo() -> Command {
-    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
-}
 
 pub fn run() -> Result<()> {
     deps::ensure(&[deps::BUILD, deps::VM, deps::TEST])?;
+    // Style and lints first: they take seconds, the VM runs take minutes.
+    // (Without the components: `rustup component add rustfmt clippy`.)
+    cmd::run(cargo().args(["fmt", "--all", "--check"]))
+        .context("cargo fmt: the code above is not formatted; run `cargo fmt --all`")?;
+    cmd::run(cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))
+    .context("cargo clippy: fix the lints above (levels: [workspace.lints] in Cargo.toml)")?;
     // The end-to-end tests run these binaries, natively and in the VMs.
     cmd::run(cargo().args(["build", "--workspace", "--bins"]))?;
     for kernel in kernels::MATRIX {

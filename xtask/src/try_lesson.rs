@@ -6,9 +6,9 @@ use std::process::{Command, ExitCode};
 
 use anyhow::{Context, Result};
 
-use crate::test::cargo;
+use crate::cmd::{self, cargo};
 use crate::vm::{kernels, VmRun};
-use crate::{cmd, deps, workspace};
+use crate::{deps, workspace};
 
 /// A success, a failure, a name with a space and one in UTF-8.
 const WORKLOAD: &str = "cd \"$(mktemp -d)\" && touch 'hello world.txt' 你好.txt && \
@@ -55,7 +55,7 @@ pub fn run(lesson: Lesson) -> Result<ExitCode> {
         }
         format!(
             "this kernel (Linux {release}) cannot run {name}: see the error above; for the full diagnosis: \
-             cargo build --release -p doctor && sudo install -m 0755 target/release/unlink-doctor /usr/local/bin/ && sudo unlink-doctor"
+             cargo build --release -p unlink-doctor && sudo install -m 0755 target/release/unlink-doctor /usr/local/bin/ && sudo unlink-doctor"
         )
     } else {
         format!(

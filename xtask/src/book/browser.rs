@@ -24,7 +24,7 @@ use base64::Engine as _;
 use serde_json::{json, Value};
 use tempfile::TempDir;
 
-use super::check::Problems;
+use super::problems::Problems;
 use super::{pipe, server};
 use crate::cmd;
 

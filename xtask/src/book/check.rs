@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Result};
 
+use super::problems::Problems;
 use super::source::{LANGUAGES, PAGES};
 use super::{browser, build, html, install, search, source, transcripts};
 use crate::{deps, workspace};
@@ -13,21 +14,6 @@ use crate::{deps, workspace};
 /// The Chinese words the search tests look for (kernel, probe, trace, return
 /// value): words a reader of the Chinese pages searches for.
 pub const ZH_QUERIES: [&str; 4] = ["内核", "探针", "跟踪", "返回值"];
-
-/// Problems found so far; each is printed when found.
-#[derive(Default)]
-pub struct Problems(Vec<String>);
-
-impl Problems {
-    pub fn add(&mut self, problem: String) {
-        eprintln!("  ✘ {problem}");
-        self.0.push(problem);
-    }
-
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-}
 
 pub fn run() -> Result<()> {
     let started = Instant::now();
@@ -84,7 +70,7 @@ pub fn run() -> Result<()> {
     )?;
 
     let elapsed = started.elapsed().as_secs_f64();
-    if !problems.0.is_empty() {
+    if !problems.is_empty() {
         bail!(
             "book check: {} problems (listed above), {elapsed:.1}s",
             problems.len()

@@ -14,7 +14,7 @@ use std::path::{Component, Path, PathBuf};
 use anyhow::{Context, Result};
 use scraper::{Html, Selector};
 
-use super::check::Problems;
+use super::problems::Problems;
 use super::server::percent_decode;
 use super::source::{LANGUAGES, PAGES};
 use super::spacing;

@@ -8,9 +8,9 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
+use crate::cmd::{self, cargo};
 use crate::deps::{self, Package};
-use crate::test::cargo;
-use crate::{cmd, workspace};
+use crate::workspace;
 
 /// 0.5 (not 0.4): heading attributes, `{{ resource }}`-hashed assets and the
 /// `items` book format that preprocessor/lang.py reads.

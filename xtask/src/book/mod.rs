@@ -6,6 +6,7 @@ mod browser;
 mod check;
 mod html;
 mod install;
+mod problems;
 mod search;
 mod server;
 mod source;

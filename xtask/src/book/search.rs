@@ -10,7 +10,7 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
-use super::check::Problems;
+use super::problems::Problems;
 
 pub fn check(site: &Path, query: &str, problems: &mut Problems) -> Result<()> {
     let index = load(site)?;

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use super::check::Problems;
+use super::problems::Problems;
 use crate::workspace;
 
 /// The pages each language has (book/src/LANG/NAME.md), agreed with the writer.

@@ -36,10 +36,9 @@ use std::process::{Command, Output, Stdio};
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 
-use super::check::Problems;
 use super::pipe;
-use crate::cmd::{self, shell_quote};
-use crate::test::cargo;
+use super::problems::Problems;
+use crate::cmd::{self, cargo, shell_quote};
 use crate::vm::kernels;
 use crate::workspace::is_root;
 use crate::{deps, workspace};
@@ -221,7 +220,7 @@ fn build_binaries() -> Result<()> {
         "--package",
         "lesson-03",
         "--package",
-        "doctor",
+        "unlink-doctor",
     ]))
 }
 

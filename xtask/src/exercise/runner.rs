@@ -10,9 +10,9 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 
 use super::catalog::{Exercise, Run};
-use crate::test::cargo;
+use crate::cmd::{self, cargo};
 use crate::vm::VmRun;
-use crate::{cmd, workspace};
+use crate::workspace;
 
 /// Which code of an exercise to build.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -107,13 +107,40 @@ fn solutions_workspace(exercises: &[&'static Exercise]) -> Result<PathBuf> {
         &manifest,
         format!(
             "# Made by `cargo xtask exercise`: the reference solutions (spoilers).\n\
-             [workspace]\nresolver = \"2\"\nmembers = [{}]\n",
-            members.join(", ")
+             [workspace]\nresolver = \"2\"\nmembers = [{}]\n\n{}",
+            members.join(", "),
+            workspace_lints(&root)?
         ),
     )?;
     // The same dependency versions as the project's own workspace.
     fs::copy(root.join("Cargo.lock"), dir.join("Cargo.lock")).context("copying Cargo.lock")?;
     Ok(manifest)
+}
+
+/// The `[workspace.lints.*]` tables of the project's Cargo.toml, which the
+/// exercise crates inherit (`[lints] workspace = true`).
+fn workspace_lints(root: &Path) -> Result<String> {
+    let manifest = root.join("Cargo.toml");
+    let text =
+        fs::read_to_string(&manifest).with_context(|| format!("reading {}", manifest.display()))?;
+    let mut lints = String::new();
+    let mut inside = false;
+    for line in text.lines() {
+        if line.starts_with('[') {
+            inside = line.starts_with("[workspace.lints");
+        }
+        if inside {
+            lints.push_str(line);
+            lints.push('\n');
+        }
+    }
+    if lints.is_empty() {
+        bail!(
+            "{} has no [workspace.lints] for the exercise crates to inherit",
+            manifest.display()
+        );
+    }
+    Ok(lints)
 }
 
 /// Copy the regular files under `from` into `to`, keeping the layout.
@@ -307,6 +334,25 @@ mod tests {
         assert_eq!(runs["a"].stderr, "Watching\n");
         assert_eq!(runs["b-solution"].status, 1);
         assert_eq!(runs["b-solution"].stderr, "Error: no\n");
+    }
+
+    /// The copies inherit the workspace's lints, so their workspace must have them.
+    #[test]
+    fn the_solutions_workspace_is_a_valid_workspace() {
+        let manifest = solutions_workspace(&[&crate::exercise::catalog::ALL[0]]).unwrap();
+        let output = cmd::output(
+            cargo()
+                .args([
+                    "metadata",
+                    "--offline",
+                    "--no-deps",
+                    "--format-version",
+                    "1",
+                ])
+                .arg("--manifest-path")
+                .arg(&manifest),
+        );
+        assert!(output.is_ok(), "{output:?}");
     }
 
     #[test]

@@ -93,6 +93,7 @@ mod tests {
         let owner = fs::metadata(&partial).unwrap().uid();
         match (crate::workspace::is_root(), user_ids(SANDBOX_USER)) {
             (true, Some((uid, _))) => assert_eq!(owner, uid, "root's apt must download as _apt"),
+            // SAFETY: geteuid has no preconditions.
             _ => assert_eq!(owner, unsafe { libc::geteuid() }),
         }
         let spaced = tempfile::Builder::new()
