@@ -12,10 +12,10 @@ use std::fs;
 use std::path::{Component, Path, PathBuf};
 
 use anyhow::{Context, Result};
+use percent_encoding::percent_decode_str;
 use scraper::{Html, Selector};
 
 use super::check::Problems;
-use super::server::percent_decode;
 use super::source::{LANGUAGES, PAGES};
 use super::spacing;
 use crate::workspace;
@@ -245,8 +245,13 @@ fn resolve(
     }
     let (location, fragment) = href.split_once('#').unwrap_or((href, ""));
     let location = location.split('?').next().unwrap_or("");
-    let location = percent_decode(location).ok_or("bad percent-encoding")?;
-    let fragment = percent_decode(fragment).ok_or("bad percent-encoding")?;
+    let decode = |text| {
+        percent_decode_str(text)
+            .decode_utf8()
+            .map(String::from)
+            .map_err(|_| "percent-encodes bytes that are not UTF-8")
+    };
+    let (location, fragment) = (decode(location)?, decode(fragment)?);
     let target = if location.is_empty() {
         from.to_path_buf()
     } else {
