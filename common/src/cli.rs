@@ -124,16 +124,18 @@ fn parse_pid(value: &str) -> Result<u32, String> {
         Ok(pid) if pid > 0 => pid,
         _ => return Err("a process id is a whole number from 1 up, as `pgrep NAME` prints".into()),
     };
-    let status = match std::fs::read_to_string(format!("/proc/{pid}/status")) {
-        Ok(status) => status,
-        Err(_) => {
-            return Err(format!(
-                "no process has pid {pid} (it exited, or never ran): find it with `pgrep NAME`, \
-                 or start it under the lesson with -- COMMAND"
-            ))
-        }
+    // A pid above i32::MAX names no process either.
+    let status = match i32::try_from(pid).map(procfs::process::Process::new) {
+        Ok(Ok(process)) => process.status(),
+        _ => Err(procfs::ProcError::NotFound(None)),
     };
-    match crate::facts::status_field(&status, "Tgid:").and_then(|tgid| tgid.parse::<u32>().ok()) {
+    let Ok(status) = status else {
+        return Err(format!(
+            "no process has pid {pid} (it exited, or never ran): find it with `pgrep NAME`, \
+             or start it under the lesson with -- COMMAND"
+        ));
+    };
+    match u32::try_from(status.tgid).ok() {
         Some(tgid) if tgid != pid => Err(format!(
             "{pid} is a thread of process {tgid}, and --pid matches processes: use --pid {tgid}"
         )),

@@ -133,7 +133,7 @@ const CAP_PERFMON: u32 = 38;
 const CAP_BPF: u32 = 39;
 
 /// The value after `key` (such as `"CapEff:"`) on its line of a /proc/PID/status text.
-pub fn status_field<'a>(status: &'a str, key: &str) -> Option<&'a str> {
+fn status_field<'a>(status: &'a str, key: &str) -> Option<&'a str> {
     status
         .lines()
         .find_map(|line| line.strip_prefix(key))
