@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use xtask::vm::{kernels, Accel, VmRun};
+use xtask::vm::{kernels, Accel, Arch, VmRun};
 use xtask::{bench, book, deps, test, try_lesson, vm};
 
 #[derive(Parser)]
@@ -64,6 +64,9 @@ struct FetchArgs {
     /// A kernel name, or `all` for the whole matrix
     #[arg(long, default_value = kernels::DEFAULT)]
     kernel: String,
+    /// The kernels' architecture
+    #[arg(long, value_enum, default_value_t = Arch::X86_64)]
+    arch: Arch,
 }
 
 #[derive(clap::Args)]
@@ -72,6 +75,10 @@ struct RunArgs {
     /// (or to a directory holding vmlinuz)
     #[arg(long, default_value = kernels::DEFAULT)]
     kernel: String,
+    /// The guest's architecture: arm64 boots Debian's arm64 kernel (always
+    /// emulated) and runs aarch64 programs (`cargo xtask build --arch arm64`)
+    #[arg(long, value_enum, default_value_t = Arch::X86_64)]
+    arch: Arch,
     /// Virtual CPUs
     #[arg(long, default_value_t = 2)]
     smp: u32,
@@ -117,10 +124,14 @@ fn run(task: Task) -> Result<ExitCode> {
             fetch: Some(VmTask::Fetch(args)),
             ..
         })
-        | Task::Fetch(args) => fetch(&args.kernel),
+        | Task::Fetch(args) => fetch(&args.kernel, args.arch),
         Task::Vm(VmArgs { run: args, .. }) => {
-            deps::ensure(&[deps::VM])?;
+            deps::ensure(match args.arch {
+                Arch::X86_64 => &[deps::VM],
+                Arch::Arm64 => &[deps::VM, deps::VM_ARM64],
+            })?;
             let mut run = VmRun::new(args.kernel.as_str(), args.command);
+            run.arch = args.arch;
             run.smp = args.smp;
             run.memory_mib = args.memory;
             run.timeout = Duration::from_secs(args.timeout);
@@ -158,16 +169,16 @@ fn run(task: Task) -> Result<ExitCode> {
     }
 }
 
-fn fetch(kernel: &str) -> Result<ExitCode> {
+fn fetch(kernel: &str, arch: Arch) -> Result<ExitCode> {
     let names: Vec<&str> = if kernel == "all" {
         kernels::MATRIX.to_vec()
     } else {
         vec![kernel]
     };
     for name in names {
-        let kernel = kernels::fetch(name)?;
+        let kernel = kernels::fetch_for(arch, name)?;
         eprintln!(
-            "{name}: Linux {} in {}",
+            "{name} ({arch}): Linux {} in {}",
             kernel.release,
             kernel.dir.display()
         );

@@ -12,6 +12,7 @@
 //! # anyhow::Ok(())
 //! ```
 
+pub(crate) mod apt;
 mod initramfs;
 pub mod kernels;
 mod qemu;
@@ -34,6 +35,9 @@ pub use kernels::{Kernel, KernelSpec, MATRIX};
 #[derive(Debug, Clone)]
 pub struct VmRun {
     pub kernel: KernelSpec,
+    /// The guest's architecture: Debian's kernel of that architecture, its
+    /// busybox, and programs built for it.
+    pub arch: Arch,
     /// The program and its arguments. The program is a host file (a path with
     /// a `/`: copied in at its absolute path, with its shared libraries), a
     /// busybox applet, or else a program on the host's PATH (copied in).
@@ -51,6 +55,53 @@ pub struct VmRun {
     pub append: Vec<String>,
     /// Echo the kernel console (ttyS0) to stderr as it boots.
     pub verbose: bool,
+}
+
+/// A CPU architecture the lessons are built for and run on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Arch {
+    /// x86_64 (Debian's amd64): QEMU's q35-like default machine.
+    #[default]
+    #[value(name = "x86_64", alias = "amd64")]
+    X86_64,
+    /// aarch64 (Debian's arm64): QEMU's `virt` machine, always emulated (TCG).
+    #[value(alias = "aarch64")]
+    Arm64,
+}
+
+impl Arch {
+    /// Debian's name for it, as in `linux-image-arm64`.
+    pub fn debian(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "amd64",
+            Arch::Arm64 => "arm64",
+        }
+    }
+
+    /// Rust's target triple, as in target/aarch64-unknown-linux-gnu/.
+    pub fn rust_target(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "x86_64-unknown-linux-gnu",
+            Arch::Arm64 => "aarch64-unknown-linux-gnu",
+        }
+    }
+
+    /// Prefixed to cache directory names: x86_64 keeps the plain ones.
+    pub fn cache_prefix(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "",
+            Arch::Arm64 => "arm64-",
+        }
+    }
+}
+
+impl std::fmt::Display for Arch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Arch::X86_64 => "x86_64",
+            Arch::Arm64 => "arm64",
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -94,6 +145,7 @@ impl VmRun {
     ) -> VmRun {
         VmRun {
             kernel: kernel.into(),
+            arch: Arch::X86_64,
             command: command.into_iter().map(Into::into).collect(),
             extra_files: Vec::new(),
             env: Vec::new(),
@@ -136,7 +188,7 @@ impl VmRun {
 
     fn run(&self, stream: bool) -> Result<VmOutput> {
         let (argv, program) = self.guest_command()?;
-        let kernel = self.kernel.resolve()?;
+        let kernel = self.kernel.resolve(self.arch)?;
         let dir = RunDir::new()?;
         let mut executables: Vec<(PathBuf, PathBuf)> = program
             .map(|path| (path.clone(), path))
@@ -148,10 +200,22 @@ impl VmRun {
                 bail!("guest path {} is not absolute", guest.display());
             }
         }
-        let init = initramfs::init_script(&argv, &self.guest_env(stream))?;
+        let ports = qemu::guest_ports(self.arch);
+        let init = initramfs::init_script(&argv, &self.guest_env(stream), ports)?;
         let initrd = dir.join("initramfs.cpio");
-        fs::write(&initrd, initramfs::build(&init, &executables, &dir)?)
-            .with_context(|| format!("writing {}", initrd.display()))?;
+        let busybox = initramfs::busybox(self.arch)?;
+        fs::write(
+            &initrd,
+            initramfs::build(
+                &init,
+                &busybox,
+                &kernel.modules,
+                &executables,
+                &dir,
+                self.arch,
+            )?,
+        )
+        .with_context(|| format!("writing {}", initrd.display()))?;
 
         let serial = ["console.log", "stdout.log", "stderr.log"].map(|name| dir.join(name));
         for path in &serial {
@@ -185,10 +249,10 @@ impl VmRun {
         let console = String::from_utf8_lossy(&collected[qemu::CONSOLE]).into_owned();
         let status = initramfs::exit_status(&console);
         let label = match &self.kernel {
-            KernelSpec::Debian(name) => name,
-            KernelSpec::Path(_) => kernel.release.as_str(),
+            KernelSpec::Debian(name) => format!("{}{name}", self.arch.cache_prefix()),
+            KernelSpec::Path(_) => kernel.release.clone(),
         };
-        let console_log = keep_console_log(&serial[qemu::CONSOLE], label, status.is_some())?;
+        let console_log = keep_console_log(&serial[qemu::CONSOLE], &label, status.is_some())?;
         let Some(status) = status else {
             if stream && !self.verbose && !console.trim().is_empty() {
                 eprintln!("vm: the kernel console:\n{console}");
@@ -247,6 +311,8 @@ impl VmRun {
             path
         } else if busybox_applets()?.contains(&program) {
             return Ok((argv, None));
+        } else if self.arch != Arch::X86_64 {
+            bail!("{program}: not a file or a busybox applet (programs on this host's PATH do not run on {})", self.arch);
         } else {
             on_path(&program).with_context(|| {
                 format!("{program}: not a file, a busybox applet or a program on PATH")
