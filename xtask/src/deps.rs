@@ -48,6 +48,12 @@ pub const VM_ARM64: &[Package] = &[
     ),
 ];
 
+/// Cross-building the lessons for arm64 (`cargo xtask build --arch arm64`).
+pub const BUILD_ARM64: &[Package] = &[pkg(
+    "gcc-aarch64-linux-gnu",
+    "/usr/bin/aarch64-linux-gnu-gcc",
+)];
+
 /// The tests' independent witnesses.
 pub const TEST: &[Package] = &[pkg("bpftool", "/usr/sbin/bpftool")];
 

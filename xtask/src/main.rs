@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use xtask::vm::{kernels, Accel, Arch, VmRun};
-use xtask::{bench, book, deps, test, try_lesson, vm};
+use xtask::{bench, book, build, deps, test, try_lesson, vm};
 
 #[derive(Parser)]
 #[command(
@@ -28,6 +28,8 @@ enum Task {
     Fetch(FetchArgs),
     /// Install the Debian packages the project needs (as root)
     Deps,
+    /// Build the programs that load BPF (lessons, steps, unlink-doctor), also for arm64
+    Build(build::Args),
     /// Build a lesson and run it with a few unlinks: natively if this kernel can, else in a VM
     Try {
         #[arg(value_enum)]
@@ -151,6 +153,10 @@ fn run(task: Task) -> Result<ExitCode> {
         }
         Task::Deps => {
             deps::ensure(&[deps::BUILD, deps::VM, deps::TEST, deps::BENCH])?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Task::Build(args) => {
+            build::run(&args)?;
             Ok(ExitCode::SUCCESS)
         }
         Task::Try { lesson } => try_lesson::run(lesson),
