@@ -36,7 +36,7 @@ enum Task {
         lesson: try_lesson::Lesson,
     },
     /// Everything CI checks: dependencies, build, kernels, unit and end-to-end tests
-    Test,
+    Test(test::Args),
     /// Measure the lessons: cost per unlink, start to attached (vs bpftrace), throughput, memory
     Bench(bench::Args),
     /// The book in book/, English and 中文: install, build, serve, transcripts, check
@@ -160,8 +160,8 @@ fn run(task: Task) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Task::Try { lesson } => try_lesson::run(lesson),
-        Task::Test => {
-            test::run()?;
+        Task::Test(args) => {
+            test::run(&args)?;
             Ok(ExitCode::SUCCESS)
         }
         Task::Bench(args) => {

@@ -4,23 +4,52 @@ use std::process::Command;
 
 use anyhow::Result;
 
-use crate::vm::kernels;
-use crate::{cmd, deps};
+use crate::vm::{kernels, Arch};
+use crate::{build, cmd, deps};
+
+/// The arm64 kernels CI boots: the oldest (fentry fails with -524) and the
+/// default (both lessons work). `--arm64-all` adds 6.1 (-524 too) and 7.2.
+const ARM64_CI: [&str; 2] = ["debian-5.10", "debian-6.12"];
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Also run the arm64 tests on debian-6.1 and debian-7.2 (the tests named
+    /// `arm64_all`), beyond CI's 5.10 and 6.12
+    #[arg(long)]
+    pub arm64_all: bool,
+}
 
 pub fn cargo() -> Command {
     Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
 }
 
-pub fn run() -> Result<()> {
-    deps::ensure(&[deps::BUILD, deps::VM, deps::TEST])?;
+pub fn run(args: &Args) -> Result<()> {
+    deps::ensure(&[deps::BUILD, deps::VM, deps::VM_ARM64, deps::TEST])?;
     // The end-to-end tests run these binaries, natively and in the VMs.
     cmd::run(cargo().args(["build", "--workspace", "--bins"]))?;
+    build::run(&build::Args {
+        arch: Arch::Arm64,
+        release: false,
+    })?;
     for kernel in kernels::MATRIX {
         kernels::fetch(kernel)?;
     }
+    let arm64: &[&str] = if args.arm64_all {
+        &kernels::MATRIX
+    } else {
+        &ARM64_CI
+    };
+    for kernel in arm64 {
+        kernels::fetch_for(Arch::Arm64, kernel)?;
+    }
     // --include-ignored: the end-to-end tests are ignored in a plain `cargo test`
     // because they need the binaries, QEMU and the kernels prepared above.
-    cmd::run(cargo().args(["test", "--workspace", "--", "--include-ignored"]))?;
+    let mut test = cargo();
+    test.args(["test", "--workspace", "--", "--include-ignored"]);
+    if !args.arm64_all {
+        test.args(["--skip", "arm64_all"]);
+    }
+    cmd::run(&mut test)?;
     // The book: sources, build, links, search, a real browser, and its transcripts
     // re-run against the binaries built above.
     crate::book::run(crate::book::Task::Check)?;
