@@ -34,6 +34,12 @@ enum Task {
     Try {
         #[arg(value_enum)]
         lesson: try_lesson::Lesson,
+        /// arm64: cross-build and run in Debian's arm64 kernel (never natively)
+        #[arg(long, value_enum, default_value_t = Arch::X86_64)]
+        arch: Arch,
+        /// The VM's kernel, when the lesson runs in one
+        #[arg(long, default_value = kernels::DEFAULT)]
+        kernel: String,
     },
     /// Everything CI checks: dependencies, build, kernels, unit and end-to-end tests
     Test(test::Args),
@@ -159,7 +165,11 @@ fn run(task: Task) -> Result<ExitCode> {
             build::run(&args)?;
             Ok(ExitCode::SUCCESS)
         }
-        Task::Try { lesson } => try_lesson::run(lesson),
+        Task::Try {
+            lesson,
+            arch,
+            kernel,
+        } => try_lesson::run(lesson, arch, &kernel),
         Task::Test(args) => {
             test::run(&args)?;
             Ok(ExitCode::SUCCESS)
