@@ -158,7 +158,14 @@ fn run(task: Task) -> Result<ExitCode> {
             Ok(ExitCode::from(run.run_streaming()? as u8))
         }
         Task::Deps => {
-            deps::ensure(&[deps::BUILD, deps::VM, deps::TEST, deps::BENCH])?;
+            deps::ensure(&[
+                deps::BUILD,
+                deps::VM,
+                deps::TEST,
+                deps::BENCH,
+                deps::BUILD_ARM64,
+                deps::VM_ARM64,
+            ])?;
             Ok(ExitCode::SUCCESS)
         }
         Task::Build(args) => {
