@@ -46,11 +46,16 @@ const SYSROOT_SUITE: &str = "bookworm";
 /// Build every workspace program that loads BPF (lessons, steps, doctor) for
 /// `args.arch`; returns the directory the programs are in.
 pub fn run(args: &Args) -> Result<PathBuf> {
-    let packages = bpf_packages()?;
+    packages(args, &bpf_packages()?)
+}
+
+/// Build the programs of these workspace packages for `args.arch`; returns
+/// the directory the programs are in.
+pub fn packages(args: &Args, packages: &[String]) -> Result<PathBuf> {
     let profile = if args.release { "release" } else { "debug" };
     let mut build = cargo();
     build.arg("build").arg("--bins");
-    for package in &packages {
+    for package in packages {
         build.args(["--package", package]);
     }
     if args.release {
