@@ -329,11 +329,13 @@ mount -t tracefs tracefs /sys/kernel/tracing
 mount -t debugfs debugfs /sys/kernel/debug
 mount -t bpf bpf /sys/fs/bpf
 mount -t securityfs securityfs /sys/kernel/security 2>/dev/null
+# Held open to the end: virtio consoles (hvc) reset their modes on the last close.
+exec 3>/dev/{stdout} 4>/dev/{stderr}
 # raw: bytes pass unchanged (no \n -> \r\n)
 stty -F /dev/{stdout} raw -echo
 stty -F /dev/{stderr} raw -echo
 {exports}cd /tmp
-{argv} </dev/null >/dev/{stdout} 2>/dev/{stderr}
+{argv} </dev/null >/dev/{stdout} 2>/dev/{stderr} 3>&- 4>&-
 status=$?
 # stty sets modes with TCSADRAIN: it returns once the ports have sent everything
 stty -F /dev/{stdout} raw
@@ -466,7 +468,7 @@ mod tests {
         )
         .unwrap();
         assert!(
-            script.contains(r#"sh -c 'touch '\''a b'\''; rm a' </dev/null"#),
+            script.contains(r#"sh -c 'touch '\''a b'\''; rm a' </dev/null >/dev/ttyS1"#),
             "{script}"
         );
         assert!(script.contains("export NO_COLOR=1\nexport X='a b'\n"));
@@ -474,7 +476,11 @@ mod tests {
         assert!(!script.contains("tmpfs /tmp"), "{script}");
         let ports = ["ttyAMA0", "hvc0", "hvc1"];
         let script = init_script(&["true".into()], &[], ports).unwrap();
-        assert!(script.contains("true </dev/null >/dev/hvc0 2>/dev/hvc1\n"));
+        assert!(
+            script.contains("exec 3>/dev/hvc0 4>/dev/hvc1\n"),
+            "{script}"
+        );
+        assert!(script.contains("true </dev/null >/dev/hvc0 2>/dev/hvc1 3>&- 4>&-\n"));
         assert!(script.contains(">/dev/ttyAMA0\n"), "{script}");
         assert!(init_script(&["true".into()], &[("A B".into(), "1".into())], ports).is_err());
         assert!(init_script(&[], &[], ports).is_err());
