@@ -164,7 +164,7 @@ fn sysroot(arch: Arch) -> Result<PathBuf> {
     if fs::read_to_string(&stamp).is_ok_and(|text| text == wanted) {
         return Ok(dir);
     }
-    let apt = PrivateApt::verified(&[SYSROOT_SUITE], arch)?;
+    let apt = PrivateApt::verified("sysroot", &[SYSROOT_SUITE], arch)?;
     let unpacked = apt.download_and_unpack(&SYSROOT_PACKAGES)?;
     if dir.exists() {
         fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;

@@ -62,8 +62,10 @@ impl PrivateApt {
 
     /// Updated lists for these suites, verified with the system keyring or,
     /// when that lacks the suite's signing key, with a newer Debian keyring.
-    pub(crate) fn verified(suite_names: &[&str], arch: Arch) -> Result<PrivateApt> {
-        let apt = PrivateApt::new(suite_names[0], suite_names, Path::new(SYSTEM_KEYRING), arch)?;
+    /// `name` is its directory: one per user, so that parallel users (a
+    /// kernel and busybox fetched by parallel tests) never share one.
+    pub(crate) fn verified(name: &str, suite_names: &[&str], arch: Arch) -> Result<PrivateApt> {
+        let apt = PrivateApt::new(name, suite_names, Path::new(SYSTEM_KEYRING), arch)?;
         if apt.update()? {
             return Ok(apt);
         }
@@ -72,7 +74,7 @@ impl PrivateApt {
             suite_names[0]
         );
         let keyring = newer_keyring()?;
-        let apt = PrivateApt::new(suite_names[0], suite_names, &keyring, arch)?;
+        let apt = PrivateApt::new(name, suite_names, &keyring, arch)?;
         if !apt.update()? {
             bail!(
                 "no Debian keyring here (nor debian-archive-keyring from {KEYRING_SUITE}) has the key that signs {}",

@@ -39,7 +39,7 @@ pub fn busybox(arch: Arch) -> Result<PathBuf> {
     if cached.is_file() {
         return Ok(cached);
     }
-    let apt = PrivateApt::verified(&["bookworm"], arch)?;
+    let apt = PrivateApt::verified("busybox", &["bookworm"], arch)?;
     let unpacked = apt.download_and_unpack(&["busybox-static"])?;
     let partial = dir.join("busybox.partial");
     fs::copy(unpacked.join("bin/busybox"), &partial)

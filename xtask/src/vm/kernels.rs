@@ -245,7 +245,7 @@ fn download(name: &str, version: &str, suite_names: &[&str], dir: &Path, arch: A
         arch.debian(),
         suite_names.join(" + ")
     );
-    let apt = PrivateApt::verified(suite_names, arch)?;
+    let apt = PrivateApt::verified(suite_names[0], suite_names, arch)?;
     let (release, packages) = kernel_packages(&apt, version, arch)?;
     let total: u64 = packages.iter().map(|p| p.size).sum();
     for package in &packages {
