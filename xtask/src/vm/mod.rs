@@ -15,6 +15,7 @@
 pub(crate) mod apt;
 mod initramfs;
 pub mod kernels;
+mod modules;
 mod qemu;
 
 use std::ffi::OsString;
