@@ -48,7 +48,8 @@ enum Task {
         #[arg(long, value_enum, default_value_t = Platform::Native)]
         platform: Platform,
     },
-    /// Merge JSON reports into DIR/results.json and DIR/results.md; print the Markdown
+    /// Merge JSON reports (one each, or a results.json) into DIR/results.json and
+    /// DIR/results.md, results.zh.md in Chinese; print the Markdown
     Report {
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
@@ -168,21 +169,33 @@ fn run(
 }
 
 fn merge(out: &std::path::Path, paths: &[PathBuf]) -> Result<()> {
-    let reports: Vec<Report> = paths
-        .iter()
-        .map(|path| {
-            let text =
-                fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-            serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
-        })
-        .collect::<Result<_>>()?;
+    /// A harness report, or a merged results.json (book/src/generated/bench.json).
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Input {
+        One(Box<Report>),
+        Merged(Vec<Report>),
+    }
+    let mut reports = Vec::new();
+    for path in paths {
+        let text =
+            fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        match serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))? {
+            Input::One(report) => reports.push(*report),
+            Input::Merged(merged) => reports.extend(merged),
+        }
+    }
     fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     fs::write(
         out.join("results.json"),
         serde_json::to_string_pretty(&reports)?,
     )?;
-    let markdown = report::markdown(&reports);
+    let markdown = report::markdown(&reports, report::Language::En);
     fs::write(out.join("results.md"), &markdown)?;
+    fs::write(
+        out.join("results.zh.md"),
+        report::markdown(&reports, report::Language::Zh),
+    )?;
     print!("{markdown}");
     Ok(())
 }

@@ -12,8 +12,31 @@ const TASK_COMM_LEN: usize = 16;
 const NAME_CAP: usize = 256;
 const NAME_TRUNCATED: u32 = 1 << 0;
 const NAME_UNREADABLE: u32 = 1 << 1;
+
+// ANCHOR: raw_event
+/// `struct unlink_event` from common/bpf/unlink_event.h, field for field: a
+/// ring buffer record is decoded by viewing its bytes as this type.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct RawEvent {
+    pub start_ns: u64,
+    pub latency_ns: u64,
+    pub pid: u32,
+    pub tid: u32,
+    pub ret: i32,
+    pub name_len: u32,
+    pub flags: u32,
+    pub _pad: u32,
+    pub comm: [u8; TASK_COMM_LEN],
+    pub name: [u8; NAME_CAP],
+}
+
+// SAFETY: integers and byte arrays only, no padding: any bytes are a valid RawEvent.
+unsafe impl plain::Plain for RawEvent {}
+// ANCHOR_END: raw_event
+
 /// `sizeof(struct unlink_event)`, asserted on the C side too.
-pub const RAW_EVENT_SIZE: usize = 312;
+const _: () = assert!(std::mem::size_of::<RawEvent>() == 312);
 
 /// One finished unlink, as decoded from the ring buffer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,32 +63,32 @@ pub enum Filename {
 impl Event {
     /// Decode one ring buffer record; `None` if it is not a whole `struct unlink_event`.
     pub fn parse(raw: &[u8]) -> Option<Event> {
-        if raw.len() != RAW_EVENT_SIZE {
+        if raw.len() != std::mem::size_of::<RawEvent>() {
             return None;
         }
-        let u64_at = |at: usize| u64::from_ne_bytes(raw[at..at + 8].try_into().unwrap());
-        let u32_at = |at: usize| u32::from_ne_bytes(raw[at..at + 4].try_into().unwrap());
-        let flags = u32_at(32);
-        let comm = until_nul(&raw[40..40 + TASK_COMM_LEN]).to_vec();
-        let name_field = &raw[56..56 + NAME_CAP];
-        let name_len = (u32_at(28) as usize).min(NAME_CAP - 1);
-        let name = name_field[..name_len].to_vec();
-        let filename = if flags & NAME_UNREADABLE != 0 {
+        plain::from_bytes::<RawEvent>(raw).ok().map(Event::from)
+    }
+}
+
+impl From<&RawEvent> for Event {
+    fn from(raw: &RawEvent) -> Event {
+        let name = raw.name[..(raw.name_len as usize).min(NAME_CAP - 1)].to_vec();
+        let filename = if raw.flags & NAME_UNREADABLE != 0 {
             Filename::Unreadable
-        } else if flags & NAME_TRUNCATED != 0 {
+        } else if raw.flags & NAME_TRUNCATED != 0 {
             Filename::Truncated(name)
         } else {
             Filename::Complete(name)
         };
-        Some(Event {
-            start_ns: u64_at(0),
-            latency_ns: u64_at(8),
-            pid: u32_at(16),
-            tid: u32_at(20),
-            ret: u32_at(24) as i32,
-            comm,
+        Event {
+            start_ns: raw.start_ns,
+            latency_ns: raw.latency_ns,
+            pid: raw.pid,
+            tid: raw.tid,
+            ret: raw.ret,
+            comm: until_nul(&raw.comm).to_vec(),
             filename,
-        })
+        }
     }
 }
 
@@ -378,6 +401,10 @@ pub enum JsonLine<'a> {
         lost_events: u64,
         /// Runs of the probes the kernel skipped; `null` when it does not count them.
         skipped_by_kernel: Option<u64>,
+        /// lesson-02: unlinks whose kretprobe never ran (a kretprobe out of
+        /// instances, or its program skipped); absent for lesson-03.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        returns_missed: Option<u64>,
     },
 }
 
@@ -392,17 +419,22 @@ mod tests {
     use super::*;
 
     fn raw_event(ret: i32, flags: u32, name: &[u8]) -> Vec<u8> {
-        let mut raw = vec![0u8; RAW_EVENT_SIZE];
-        raw[0..8].copy_from_slice(&5_000_000_000u64.to_ne_bytes());
-        raw[8..16].copy_from_slice(&12_345u64.to_ne_bytes());
-        raw[16..20].copy_from_slice(&42u32.to_ne_bytes());
-        raw[20..24].copy_from_slice(&43u32.to_ne_bytes());
-        raw[24..28].copy_from_slice(&ret.to_ne_bytes());
-        raw[28..32].copy_from_slice(&(name.len() as u32).to_ne_bytes());
-        raw[32..36].copy_from_slice(&flags.to_ne_bytes());
-        raw[40..42].copy_from_slice(b"rm");
-        raw[56..56 + name.len()].copy_from_slice(name);
-        raw
+        let mut raw = RawEvent {
+            start_ns: 5_000_000_000,
+            latency_ns: 12_345,
+            pid: 42,
+            tid: 43,
+            ret,
+            name_len: name.len() as u32,
+            flags,
+            _pad: 0,
+            comm: [0; TASK_COMM_LEN],
+            name: [0; NAME_CAP],
+        };
+        raw.comm[..2].copy_from_slice(b"rm");
+        raw.name[..name.len()].copy_from_slice(name);
+        // SAFETY: RawEvent is plain data; the bytes are copied out at once.
+        unsafe { plain::as_bytes(&raw) }.to_vec()
     }
 
     #[test]
@@ -427,7 +459,10 @@ mod tests {
     #[test]
     fn rejects_wrong_sizes() {
         assert_eq!(Event::parse(&[0u8; 10]), None);
-        assert_eq!(Event::parse(&[0u8; RAW_EVENT_SIZE + 1]), None);
+        assert_eq!(
+            Event::parse(&[0u8; std::mem::size_of::<RawEvent>() + 1]),
+            None
+        );
     }
 
     /// What `write` puts out, as text.
@@ -531,6 +566,7 @@ mod tests {
                 unlinks: 4,
                 lost_events: 0,
                 skipped_by_kernel,
+                returns_missed: None,
             }
             .to_line()
         };
@@ -541,6 +577,16 @@ mod tests {
         assert_eq!(
             summary(None),
             r#"{"type":"summary","unlinks":4,"lost_events":0,"skipped_by_kernel":null}"#
+        );
+        let kprobe = JsonLine::Summary {
+            unlinks: 4,
+            lost_events: 0,
+            skipped_by_kernel: None,
+            returns_missed: Some(3),
+        };
+        assert_eq!(
+            kprobe.to_line(),
+            r#"{"type":"summary","unlinks":4,"lost_events":0,"skipped_by_kernel":null,"returns_missed":3}"#
         );
     }
 }

@@ -81,6 +81,8 @@ const EINVAL: i32 = libc::EINVAL;
 const EBUSY: i32 = libc::EBUSY;
 const E2BIG: i32 = libc::E2BIG;
 const ENOSYS: i32 = libc::ENOSYS;
+const EACCES: i32 = libc::EACCES;
+const ENOMEM: i32 = libc::ENOMEM;
 /// The kernel-internal ENOTSUPP, not user space's ENOTSUP (95).
 pub const ENOTSUPP: i32 = 524;
 
@@ -156,6 +158,22 @@ pub const CATALOGUE: &[Failure] = &[
         cause: "the function is marked notrace or is on the kprobe blacklist, so the kernel refuses a probe there",
         detect: "available_filter_functions and /sys/kernel/debug/kprobes/blacklist",
         fix: "run {other}, or check the function with `sudo unlink-doctor`",
+    },
+    Failure {
+        id: "verifier-rejected",
+        errno: Some(EACCES),
+        title: "The verifier rejected the program",
+        cause: "the BPF verifier refused the program; an fentry/fexit program reads its arguments with the types of the function's BTF prototype, so a --function whose arguments are not (int dfd, struct filename *name), such as vfs_unlink, is refused",
+        detect: "the verifier's log, shown whole with -v, which names each argument's type: `func 'vfs_unlink' arg1 has btf_id 912 type STRUCT 'inode'`",
+        fix: "drop --function so {lesson} picks do_unlinkat or filename_unlinkat, or name a function with the prototype (int dfd, struct filename *name); -v shows the verifier's whole log",
+    },
+    Failure {
+        id: "ring-buffer-too-big",
+        errno: Some(ENOMEM),
+        title: "No memory for the ring buffer",
+        cause: "the kernel could not allocate the lesson's maps, and the ring buffer, sized by --ring-buffer-kib (2048 KiB unless given), is by far the largest",
+        detect: "free memory (`free -m`, a memory cgroup's limit) against --ring-buffer-kib",
+        fix: "give a smaller --ring-buffer-kib (the default, 2048, is enough for thousands of unlinks a second), or free memory",
     },
     Failure {
         id: "fentry-not-supported",
@@ -455,6 +473,8 @@ pub fn classify(observed: &Observed<'_>, facts: &Facts) -> &'static Failure {
         (Some(EBUSY), Probe::Kprobe, _) => "kprobe-busy",
         (Some(EBUSY), Probe::Fentry, _) => "fentry-busy",
         (Some(E2BIG), Probe::Fentry, Stage::Attach) => "trampoline-full",
+        (Some(EACCES), _, Stage::Load) => "verifier-rejected",
+        (Some(ENOMEM), _, Stage::Load) => "ring-buffer-too-big",
         _ => "unknown",
     };
     by_id(id)
@@ -673,11 +693,30 @@ pub fn explain(what: &str, observed: &Observed<'_>, facts: &Facts) -> String {
     } else {
         " (details: `sudo unlink-doctor`)"
     };
+    let verifier = match verifier_last_line(observed.libbpf_log) {
+        Some(line) if failure.id == "verifier-rejected" => format!(" (the verifier: \"{line}\")"),
+        _ => String::new(),
+    };
     format!(
-        "{what} failed with {errno}: {}. Next: {}{doctor}",
+        "{what} failed with {errno}: {}{verifier}. Next: {}{doctor}",
         failure.cause,
         failure.fix_for(observed.probe)
     )
+}
+
+/// The verifier's reason, the last line of the last program load log libbpf
+/// printed, before its statistics (`processed N insns ...`).
+pub fn verifier_last_line(libbpf_log: &str) -> Option<&str> {
+    let end = libbpf_log.rfind("-- END PROG LOAD LOG --")?;
+    let begin = libbpf_log[..end].rfind("-- BEGIN PROG LOAD LOG --")?;
+    let statistics = ["processed ", "verification time ", "stack depth "];
+    let (_, verifier_log) = libbpf_log[begin..end].split_once('\n')?;
+    verifier_log
+        .lines()
+        .map(str::trim)
+        .rev()
+        .find(|line| !line.is_empty() && !statistics.iter().any(|s| line.starts_with(s)))
+        .filter(|line| !line.chars().any(char::is_control))
 }
 
 #[cfg(test)]
@@ -1016,7 +1055,7 @@ mod tests {
             "no-bpf-syscall"
         );
         assert_eq!(
-            classify(&observed(Probe::Fentry, Stage::Load, 12), &facts).id,
+            classify(&observed(Probe::Fentry, Stage::Load, libc::EIO), &facts).id,
             "unknown"
         );
         let locked = Facts {
@@ -1067,6 +1106,70 @@ mod tests {
         assert!(
             odd.contains("error -999") && odd.contains("unlink-doctor --report"),
             "{odd}"
+        );
+    }
+
+    /// The end of libbpf's log for `lesson-03 --function vfs_unlink` on Debian's 6.12.
+    const VFS_UNLINK_LOG: &str = "\
+libbpf: prog 'unlink_exit': BPF program load failed: Permission denied
+libbpf: prog 'unlink_exit': -- BEGIN PROG LOAD LOG --
+0: R1=ctx() R10=fp0
+; int BPF_PROG(unlink_exit, int dfd, struct filename *name, int ret) @ unlink_fentry.bpf.c:52
+0: (79) r6 = *(u64 *)(r1 +16)
+func 'vfs_unlink' arg2 has btf_id 909 type STRUCT 'dentry'
+; unlink_event_begin(e, name->name); @ unlink_fentry.bpf.c:80
+65: (79) r1 = *(u64 *)(r9 +0)
+access beyond the end of member i_mode (mend:2) in struct inode with off 0 size 8
+processed 30 insns (limit 1000000) max_states_per_insn 0 total_states 3 peak_states 3 mark_read 2
+-- END PROG LOAD LOG --
+libbpf: prog 'unlink_exit': failed to load: -EACCES
+libbpf: failed to load object 'unlink_fentry_bpf'
+";
+
+    #[test]
+    fn verifier_refusals_quote_the_verifier() {
+        assert_eq!(
+            verifier_last_line(VFS_UNLINK_LOG),
+            Some(
+                "access beyond the end of member i_mode (mend:2) in struct inode with off 0 size 8"
+            )
+        );
+        assert_eq!(verifier_last_line("libbpf: no log here"), None);
+        let refused = Observed {
+            libbpf_log: VFS_UNLINK_LOG,
+            ..observed(Probe::Fentry, Stage::Load, EACCES)
+        };
+        let line = explain(
+            "loading the fentry/fexit programs on vfs_unlink",
+            &refused,
+            &this_machine(),
+        );
+        assert!(
+            line.contains("failed with EACCES (-13): the BPF verifier refused"),
+            "{line}"
+        );
+        assert!(
+            line.contains("(the verifier: \"access beyond the end of member i_mode (mend:2) in struct inode with off 0 size 8\")"),
+            "{line}"
+        );
+        assert!(
+            line.contains("drop --function so lesson-03 picks"),
+            "{line}"
+        );
+        assert!(!line.contains('\n'), "{line}");
+    }
+
+    #[test]
+    fn no_memory_at_load_points_at_the_ring_buffer_flag() {
+        let line = explain(
+            "loading the kprobe programs on do_unlinkat",
+            &observed(Probe::Kprobe, Stage::Load, ENOMEM),
+            &this_machine(),
+        );
+        assert!(line.contains("failed with ENOMEM (-12)"), "{line}");
+        assert!(
+            line.contains("Next: give a smaller --ring-buffer-kib"),
+            "{line}"
         );
     }
 

@@ -1,5 +1,6 @@
-//! Everything a lesson does around its probes: flags, target, error
-//! explanations, the `-- COMMAND` child, the poll loop and the summary.
+//! Everything a lesson does around its probes that is not the lesson's topic:
+//! flags, target, error explanations, the `-- COMMAND` child, printing and the
+//! summary. The ring buffer and the poll loop are in each lesson's main.rs.
 
 use std::cell::{Cell, RefCell};
 use std::io::{self, BufWriter, Stdout, Write};
@@ -13,28 +14,26 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
 use colored::Colorize;
-use libbpf_rs::{
-    libbpf_sys, Link, MapCore, MapFlags, MapMut, PrintLevel, ProgramMut, RingBufferBuilder,
-};
+use libbpf_rs::{libbpf_sys, Link, MapCore, MapFlags, MapMut, PrintLevel, ProgramMut};
 
 use crate::cli::LessonArgs;
-use crate::command::{exit_code, Command};
+use crate::command::{exit_code, Command, Running};
 use crate::events::{self, Clock, Event, EventWriter, JsonLine};
 use crate::failures::{self, Facts, Observed, Probe, Stage};
-use crate::kernel_btf::KernelBtfCopy;
 use crate::printk::{self, TracePipe};
+use crate::stop::{self, STOP_SIGNALS};
 use crate::target::{self, Target};
 
-/// How often the loop looks at the clock, the command and Ctrl-C.
-const TICK: Duration = Duration::from_millis(100);
+/// How often the poll loop looks at the clock, the command and Ctrl-C.
+pub const TICK: Duration = Duration::from_millis(100);
 
 pub struct Lesson {
     args: LessonArgs,
     probe: Probe,
     target: Target,
     trace_pipe: Option<TracePipe>,
-    /// Held from start to attached: see kernel_btf.rs.
-    btf_copy: Option<KernelBtfCopy>,
+    /// `-- COMMAND`, checked at start, started once the programs are attached.
+    command: Option<Command>,
 }
 
 impl Lesson {
@@ -42,15 +41,11 @@ impl Lesson {
     pub fn start(args: LessonArgs, probe: Probe) -> Result<Lesson> {
         args.color.apply();
         capture_libbpf_log(args.verbose);
-        install_stop_handlers();
-        let btf_copy = match KernelBtfCopy::install() {
-            Ok(copy) => Some(copy),
-            Err(why) => {
-                if args.verbose {
-                    eprintln!("kernel BTF: no private copy of /sys/kernel/btf/vmlinux ({why})");
-                }
-                None
-            }
+        stop::install_handlers();
+        // A command that cannot run is reported before the slow part, the load.
+        let command = match args.command.is_empty() {
+            true => None,
+            false => Some(Command::new(&args.command, args.as_root)?),
         };
         let root = Path::new("/");
         let target = target::resolve(args.function.as_deref(), root)?;
@@ -65,7 +60,7 @@ impl Lesson {
             probe,
             target,
             trace_pipe,
-            btf_copy,
+            command,
         })
     }
 
@@ -81,7 +76,7 @@ impl Lesson {
 
     /// `-- COMMAND` was given: load the programs that follow its children.
     pub fn follows_command(&self) -> bool {
-        !self.args.command.is_empty()
+        self.command.is_some()
     }
 
     /// `--comm` as the BPF side's `char[16]`, all zero when unset.
@@ -141,135 +136,117 @@ impl Lesson {
             .collect()
     }
 
-    /// Say what is attached, then print events until a limit, Ctrl-C, or the command's end.
-    /// `probes` are the entry and exit programs with their links: the summary
-    /// asks the kernel how many of their runs it skipped.
-    pub fn watch(
-        mut self,
-        events: &MapMut<'_>,
-        traced_tgids: &MapMut<'_>,
-        lost_events: &u64,
-        probes: [(&ProgramMut<'_>, &Link); 2],
-    ) -> Result<ExitCode> {
-        drop(self.btf_copy.take()); // loaded: back to the real /sys before anything runs
+    /// Where the events go: stdout, as text or JSON, up to `--count`.
+    pub fn output(&self) -> Output {
+        Output {
+            writer: RefCell::new(EventWriter::new(Clock::now(), self.args.json)),
+            stdout: RefCell::new(BufWriter::with_capacity(64 * 1024, io::stdout())),
+            seen: Cell::new(0),
+            limit: self.args.count.unwrap_or(u64::MAX),
+            closed: Cell::new(false),
+        }
+    }
+
+    /// The programs are attached: trace `--pid`, say so, and start `-- COMMAND`.
+    pub fn begin(&self, traced_tgids: &MapMut<'_>) -> Result<Watch> {
         if let Some(pid) = self.args.pid {
             trace_pid(traced_tgids, pid)?;
         }
-        self.announce();
-        let mut child = match self.follows_command() {
-            true => {
+        let child = match &self.command {
+            Some(command) => {
                 // Trace ourselves for the instant of the fork: follow_fork then adds the
                 // child in the kernel before it runs, so not even its first unlink is missed.
                 let lesson_pid = std::process::id();
                 trace_pid(traced_tgids, lesson_pid)?;
-                let child = Command::spawn(&self.args.command);
+                let child = command.start(&STOP_SIGNALS);
                 untrace_pid(traced_tgids, lesson_pid)?;
                 Some(child?)
             }
-            false => None,
+            None => None,
         };
+        self.announce(); // after the start: "running the command" is then true
+        Ok(Watch {
+            child,
+            status: None,
+            deadline: self
+                .args
+                .duration
+                .map(|secs| Instant::now() + Duration::from_secs_f64(secs)),
+        })
+    }
 
-        let seen = Cell::new(0u64);
-        let output_closed = Cell::new(false);
-        let limit = self.args.count.unwrap_or(u64::MAX);
-        // Buffered, flushed once per poll: a write(2) per event would cap the event rate.
-        let stdout = RefCell::new(BufWriter::with_capacity(64 * 1024, std::io::stdout()));
-        let write_out = |write: &mut dyn FnMut(&mut BufWriter<Stdout>) -> io::Result<()>| {
-            if !output_closed.get() && write(&mut stdout.borrow_mut()).is_err() {
-                output_closed.set(true); // e.g. `| head`: stop quietly
-            }
-        };
-        let print = |line: String| write_out(&mut |out| writeln!(out, "{line}"));
-        let flush = || {
-            if stdout.borrow_mut().flush().is_err() {
-                output_closed.set(true);
-            }
-        };
-        let deadline = self
-            .args
-            .duration
-            .map(|secs| Instant::now() + Duration::from_secs_f64(secs));
+    /// `--printk`: the programs write to trace_pipe instead of the ring
+    /// buffer; print the lesson's lines from there (step 1's way, with filters).
+    pub fn watch_trace_pipe(
+        mut self,
+        traced_tgids: &MapMut<'_>,
+        lost_events: &u64,
+        probes: [(&ProgramMut<'_>, &Link); 2],
+    ) -> Result<ExitCode> {
+        let mut pipe = self
+            .trace_pipe
+            .take()
+            .context("--printk without trace_pipe")?;
+        let output = self.output();
         let json = self.args.json;
-        // Each event goes straight into the buffer: this is the per-event cost in user space.
-        let mut writer = EventWriter::new(Clock::now(), json);
-        let mut on_event = |data: &[u8]| {
-            if seen.get() < limit {
-                if let Some(event) = Event::parse(data) {
-                    seen.set(seen.get() + 1);
-                    write_out(&mut |out| writer.write(out, &event));
-                }
-            }
-            0
-        };
-        // --printk: one unlink per exit message; other tracers' lines are skipped.
-        let print_trace_lines = |lines: Vec<String>| {
+        // One unlink per exit message; other tracers' lines are skipped.
+        let print_lines = |lines: Vec<String>| {
             for line in lines.into_iter().filter(|l| printk::is_lesson_line(l)) {
-                if seen.get() < limit {
-                    seen.set(seen.get() + u64::from(printk::is_exit_line(&line)));
-                    print(match json {
+                let counts = printk::is_exit_line(&line);
+                output.print_line(
+                    counts,
+                    &match json {
                         true => JsonLine::Printk { line: &line }.to_line(),
                         false => line,
-                    });
-                }
+                    },
+                );
             }
         };
-        let mut ring = None;
-        if self.trace_pipe.is_none() {
-            let mut builder = RingBufferBuilder::new();
-            builder
-                .add(events, &mut on_event)
-                .context("setting up the ring buffer")?;
-            ring = Some(builder.build().context("setting up the ring buffer")?);
+        let mut watch = self.begin(traced_tgids)?;
+        while watch.keep_going(&output)? {
+            pipe.wait(TICK.as_millis() as i32);
+            print_lines(pipe.read_lines()?);
+            output.flush();
         }
-        let mut status = None;
-        loop {
-            match (&ring, &mut self.trace_pipe) {
-                (Some(ring), _) => {
-                    if let Err(err) = ring.poll(TICK) {
-                        if failures::errno_of(&err) != Some(libc::EINTR) {
-                            return Err(anyhow!("reading the ring buffer: {err}"));
-                        }
-                    }
-                    // Records sent without a wakeup (see wakeup_flag in unlink.bpf.h).
-                    let _ = ring.consume();
-                }
-                (None, Some(pipe)) => {
-                    pipe.wait(TICK.as_millis() as i32);
-                    print_trace_lines(pipe.read_lines()?);
-                }
-                (None, None) => unreachable!("a lesson reads either the ring buffer or trace_pipe"),
-            }
-            flush();
-            if let Some(child) = &mut child {
-                status = child.try_wait()?;
-            }
-            let stop = STOP.load(Ordering::Relaxed)
-                || status.is_some()
-                || seen.get() >= limit
-                || output_closed.get()
-                || deadline.is_some_and(|d| Instant::now() >= d);
-            if stop {
-                break;
-            }
-        }
-        // Events already in the buffer (say, the command's last unlinks) still count.
-        if let Some(ring) = &ring {
-            let _ = ring.consume();
-        }
-        drop(ring);
-        if let Some(pipe) = &mut self.trace_pipe {
-            print_trace_lines(pipe.read_lines()?);
-        }
-        let lost = read_lost(lost_events);
-        let skipped = skipped_by_kernel(self.probe, probes);
-        flush(); // the events first, then the summary (on stderr in text mode)
-        self.summarise(seen.get(), lost, skipped, &print);
-        flush();
-        if let Some(mut child) = child {
-            let status = match status {
+        print_lines(pipe.read_lines()?);
+        self.finish(watch, output, lost_events, probes, None)
+    }
+
+    /// Print the summary, and wait for or stop the command: the lesson's exit code.
+    /// `exits_missed`: unlinks whose entry was parked but whose exit program
+    /// never ran (counted by the lesson; `None` in printk mode, which parks nothing).
+    pub fn finish(
+        &self,
+        watch: Watch,
+        output: Output,
+        lost_events: &u64,
+        probes: [(&ProgramMut<'_>, &Link); 2],
+        exits_missed: Option<u64>,
+    ) -> Result<ExitCode> {
+        let lost = read_counter(lost_events);
+        let skipped = skipped_by_kernel(self.probe, probes, exits_missed.is_some());
+        output.flush(); // the events first, then the summary (on stderr in text mode)
+                        // A kretprobe's missed returns are reported as such; a skipped fexit
+                        // is the kernel's recursion guard, so it joins the skipped runs.
+        let (skipped, returns_missed) = match (self.probe, exits_missed) {
+            (Probe::Kprobe, missed) => (skipped, missed),
+            (Probe::Fentry, Some(missed)) => (skipped.map(|s| s + missed), None),
+            (Probe::Fentry, None) => (skipped, None),
+        };
+        let counts = Counts {
+            seen: output.seen.get(),
+            lost,
+            skipped,
+            returns_missed,
+        };
+        self.summarise(&counts, &output);
+        output.flush();
+        if let Some(mut child) = watch.child {
+            let status = match watch.status {
                 Some(status) => status,
-                None if STOP.load(Ordering::Relaxed) => child.terminate()?,
-                None => child.terminate_after_watch()?,
+                // After --count or --duration the command still gets to finish;
+                // after Ctrl-C it is terminated.
+                None => child.finish(&STOP_SIGNALS)?,
             };
             return Ok(ExitCode::from(exit_code(status)));
         }
@@ -311,13 +288,15 @@ impl Lesson {
         }
     }
 
-    fn summarise(&self, seen: u64, lost: u64, skipped: Option<u64>, print: &impl Fn(String)) {
+    fn summarise(&self, counts: &Counts, output: &Output) {
         if self.args.json {
-            print(
-                JsonLine::Summary {
-                    unlinks: seen,
-                    lost_events: lost,
-                    skipped_by_kernel: skipped,
+            output.print_line(
+                false,
+                &JsonLine::Summary {
+                    unlinks: counts.seen,
+                    lost_events: counts.lost,
+                    skipped_by_kernel: counts.skipped,
+                    returns_missed: counts.returns_missed,
                 }
                 .to_line(),
             );
@@ -326,14 +305,103 @@ impl Lesson {
         eprintln!(
             "{} {}",
             format!("{}:", self.probe.lesson()).green().bold(),
-            summary_text(seen, lost, skipped, self.probe)
+            summary_text(counts, self.probe)
         );
     }
 }
 
-/// `N unlinks seen, M events lost, K skipped by the kernel`; the counts of
-/// missing events in red when they are not 0.
-fn summary_text(seen: u64, lost: u64, skipped: Option<u64>, probe: Probe) -> String {
+/// The watch's state besides the output: the command and the deadline.
+pub struct Watch {
+    child: Option<Running>,
+    status: Option<std::process::ExitStatus>,
+    deadline: Option<Instant>,
+}
+
+impl Watch {
+    /// False once Ctrl-C, the command's end, `--count`, a closed stdout or
+    /// `--duration` ends the watch.
+    pub fn keep_going(&mut self, output: &Output) -> Result<bool> {
+        if let Some(child) = &mut self.child {
+            self.status = child.try_wait()?;
+        }
+        let stop = STOP_SIGNALS.requested()
+            || self.status.is_some()
+            || output.seen.get() >= output.limit
+            || output.closed.get()
+            || self.deadline.is_some_and(|d| Instant::now() >= d);
+        Ok(!stop)
+    }
+}
+
+/// Events written straight into a buffered stdout, flushed once per poll: a
+/// write(2) per event would cap the event rate. Shared by reference with the
+/// ring buffer's callback, hence the cells.
+pub struct Output {
+    writer: RefCell<EventWriter>,
+    stdout: RefCell<BufWriter<Stdout>>,
+    seen: Cell<u64>,
+    limit: u64,
+    closed: Cell<bool>,
+}
+
+impl Output {
+    /// One event, as text or JSON; nothing after `--count` events.
+    pub fn event(&self, event: &Event) {
+        if self.seen.get() < self.limit {
+            self.seen.set(self.seen.get() + 1);
+            let mut writer = self.writer.borrow_mut();
+            self.write(|out| writer.write(out, event));
+        }
+    }
+
+    /// A record that is not a `struct unlink_event`: the BPF and Rust sides disagree.
+    pub fn malformed(&self, len: usize) {
+        eprintln!("a ring buffer record of {len} bytes is not a struct unlink_event: skipped");
+    }
+
+    /// A line of output; `counts` when it stands for an unlink.
+    fn print_line(&self, counts: bool, line: &str) {
+        if self.seen.get() < self.limit {
+            self.seen.set(self.seen.get() + u64::from(counts));
+            self.write(|out| writeln!(out, "{line}"));
+        }
+    }
+
+    fn write(&self, write: impl FnOnce(&mut BufWriter<Stdout>) -> io::Result<()>) {
+        if !self.closed.get() && write(&mut self.stdout.borrow_mut()).is_err() {
+            self.closed.set(true); // e.g. `| head`: stop quietly
+        }
+    }
+
+    pub fn flush(&self) {
+        if self.stdout.borrow_mut().flush().is_err() {
+            self.closed.set(true);
+        }
+    }
+}
+
+/// Whether a poll ended because a signal (Ctrl-C) arrived: not an error.
+pub fn interrupted(error: &libbpf_rs::Error) -> bool {
+    failures::errno_of(error) == Some(libc::EINTR)
+}
+
+/// What the summary reports: printed + lost + skipped + returns missed = unlinks.
+struct Counts {
+    seen: u64,
+    lost: u64,
+    skipped: Option<u64>,
+    returns_missed: Option<u64>,
+}
+
+/// `N unlinks seen, M events lost, K skipped by the kernel[, R returns
+/// missed]`; the counts of missing events in red when they are not 0.
+fn summary_text(counts: &Counts, probe: Probe) -> String {
+    let Counts {
+        seen,
+        lost,
+        skipped,
+        returns_missed,
+    } = *counts;
     let alarm = |count: u64, text: String| match count {
         0 => text,
         _ => text.red().bold().to_string(),
@@ -345,8 +413,12 @@ fn summary_text(seen: u64, lost: u64, skipped: Option<u64>, probe: Probe) -> Str
             skips_counted_since(probe)
         ),
     };
+    let returns = match returns_missed {
+        Some(missed) => format!(", {}", alarm(missed, format!("{missed} returns missed"))),
+        None => String::new(),
+    };
     format!(
-        "{seen} unlinks seen, {}, {skipped}",
+        "{seen} unlinks seen, {}, {skipped}{returns}",
         alarm(lost, format!("{lost} events lost"))
     )
 }
@@ -366,9 +438,17 @@ fn skips_counted_since(probe: Probe) -> &'static str {
 /// kprobe/kretprobe: also another BPF program or kprobe running on that CPU,
 /// and a kretprobe out of instances (`maxactive`): the programs'
 /// `recursion_misses` plus the links' `missed`, both counted from Linux 6.7.
-fn skipped_by_kernel(probe: Probe, probes: [(&ProgramMut<'_>, &Link); 2]) -> Option<u64> {
+/// With `exits_counted`, the lesson counts every missed exit itself (the
+/// entries parked for an exit that never ran), so only the entry counts here.
+fn skipped_by_kernel(
+    probe: Probe,
+    probes: [(&ProgramMut<'_>, &Link); 2],
+    exits_counted: bool,
+) -> Option<u64> {
+    let counted = if exits_counted { 1 } else { 2 };
     probes
         .iter()
+        .take(counted)
         .map(|(program, link)| {
             let misses = recursion_misses(program.as_fd())?;
             match probe {
@@ -429,43 +509,10 @@ fn untrace_pid(traced_tgids: &MapMut<'_>, pid: u32) -> Result<()> {
         .with_context(|| format!("removing pid {pid} from the traced processes"))
 }
 
-/// The BPF side bumps this counter in shared memory at any time.
-fn read_lost(counter: &u64) -> u64 {
+/// A counter the BPF side bumps in its memory-mapped .bss at any time.
+pub fn read_counter(counter: &u64) -> u64 {
     // SAFETY: a valid, aligned u64 in the mmapped .bss; volatile because the kernel writes it.
     unsafe { std::ptr::read_volatile(counter) }
-}
-
-impl Command {
-    /// `--count`/`--duration` ended the watch: the command still gets to finish.
-    fn terminate_after_watch(&mut self) -> Result<std::process::ExitStatus> {
-        loop {
-            if let Some(status) = self.try_wait()? {
-                return Ok(status);
-            }
-            if STOP.load(Ordering::Relaxed) {
-                return self.terminate();
-            }
-            std::thread::sleep(TICK);
-        }
-    }
-}
-
-static STOP: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn request_stop(_signal: libc::c_int) {
-    STOP.store(true, Ordering::Relaxed);
-}
-
-/// Ctrl-C and SIGTERM end the loop, so the summary prints and links detach.
-fn install_stop_handlers() {
-    for signal in [libc::SIGINT, libc::SIGTERM] {
-        // SAFETY: the handler only stores to an atomic; no SA_RESTART, so poll() wakes up.
-        unsafe {
-            let mut action: libc::sigaction = std::mem::zeroed();
-            action.sa_sigaction = request_stop as *const () as usize;
-            libc::sigaction(signal, &action, std::ptr::null_mut());
-        }
-    }
 }
 
 /// libbpf's messages: kept to explain failures, shown with -v.
@@ -497,20 +544,28 @@ mod tests {
 
     #[test]
     fn the_summary_says_what_the_kernel_skipped_or_that_it_cannot_say() {
+        let counts = |seen, lost, skipped, returns_missed| Counts {
+            seen,
+            lost,
+            skipped,
+            returns_missed,
+        };
         colored::control::set_override(false);
         assert_eq!(
-            summary_text(7, 0, Some(0), Probe::Fentry),
+            summary_text(&counts(7, 0, Some(0), None), Probe::Fentry),
             "7 unlinks seen, 0 events lost, 0 skipped by the kernel"
         );
         assert_eq!(
-            summary_text(7, 2, None, Probe::Kprobe),
+            summary_text(&counts(7, 2, None, Some(5)), Probe::Kprobe),
             "7 unlinks seen, 2 events lost, \
-             skipped by the kernel: unknown (counted since Linux 6.7)"
+             skipped by the kernel: unknown (counted since Linux 6.7), 5 returns missed"
         );
         colored::control::set_override(true);
-        let red = summary_text(7, 0, Some(3), Probe::Fentry);
+        let red = summary_text(&counts(7, 0, Some(3), None), Probe::Fentry);
+        let missed = summary_text(&counts(7, 0, Some(0), Some(4)), Probe::Kprobe);
         colored::control::unset_override();
         assert!(red.contains(&"3 skipped by the kernel".red().bold().to_string()));
         assert!(red.contains(", 0 events lost,"), "{red}");
+        assert!(missed.contains(&"4 returns missed".red().bold().to_string()));
     }
 }

@@ -5,8 +5,8 @@ use std::fmt;
 use std::path::Path;
 
 use anyhow::{bail, Result};
-
-use crate::kernel_btf::Mapping;
+use libbpf_rs::btf::types::{Func, FuncProto};
+use libbpf_rs::btf::{Btf, BtfKind, BtfType};
 
 // ANCHOR: functions
 /// Newest name last; both take `(int dfd, struct filename *name)` and return int
@@ -43,13 +43,20 @@ impl fmt::Display for FoundIn {
 // ANCHOR: resolve
 /// Pick the function to attach to, reading the system files under `root` (normally `/`).
 pub fn resolve(requested: Option<&str>, root: &Path) -> Result<Target> {
+    let btf = kernel_btf(root);
     if let Some(function) = requested {
+        if let Some(warning) = btf
+            .as_ref()
+            .and_then(|btf| prototype_warning(btf, function))
+        {
+            eprintln!("warning: {warning}");
+        }
         return Ok(Target {
             function: function.to_string(),
             found_in: FoundIn::CommandLine,
         });
     }
-    if let Some(function) = find_in_btf(root) {
+    if let Some(function) = btf.as_ref().and_then(find_in_btf) {
         return Ok(Target {
             function,
             found_in: FoundIn::Btf,
@@ -68,75 +75,62 @@ pub fn resolve(requested: Option<&str>, root: &Path) -> Result<Target> {
 }
 // ANCHOR_END: resolve
 
-/// The unlink function named in the kernel's BTF, if the kernel has BTF.
-pub fn find_in_btf(root: &Path) -> Option<String> {
-    let path = root.join("sys/kernel/btf/vmlinux");
-    // Mapped where the file allows it (the lesson's tmpfs copy, or sysfs on
-    // Linux 6.16+): no 5 MB copy.
-    let mapped = Mapping::of_file(&path).ok();
-    let read = match mapped {
-        Some(_) => Vec::new(),
-        None => std::fs::read(&path).ok()?,
-    };
-    let btf = mapped.as_ref().map_or(&read[..], Mapping::bytes);
-    UNLINK_FUNCTIONS
-        .iter()
-        .find(|name| btf_has_function(btf, name))
-        .map(|name| name.to_string())
+/// The kernel's type information, if it has any (CONFIG_DEBUG_INFO_BTF).
+fn kernel_btf(root: &Path) -> Option<Btf<'static>> {
+    Btf::from_path(root.join("sys/kernel/btf/vmlinux")).ok()
 }
 
-/// Whether raw BTF holds a function (BTF_KIND_FUNC) called `name`. A walk
-/// over the type records, not a full parse: libbpf parses the same 5 MB again
-/// at load, and one parse is a noticeable part of start-up under emulation.
-fn btf_has_function(btf: &[u8], name: &str) -> bool {
-    const BTF_MAGIC: u16 = 0xeb9f;
-    const KIND_FUNC: u32 = 12;
-    let u32_at = |at: usize| -> Option<u32> {
-        Some(u32::from_ne_bytes(btf.get(at..at + 4)?.try_into().ok()?))
-    };
-    let Some((types, strings)) = (|| {
-        if u16::from_ne_bytes(btf.get(0..2)?.try_into().ok()?) != BTF_MAGIC {
-            return None;
-        }
-        let header_len = u32_at(4)? as usize;
-        let (type_off, type_len) = (u32_at(8)? as usize, u32_at(12)? as usize);
-        let (str_off, str_len) = (u32_at(16)? as usize, u32_at(20)? as usize);
-        let types = header_len + type_off..header_len + type_off + type_len;
-        let strings = btf.get(header_len + str_off..header_len + str_off + str_len)?;
-        Some((types, strings))
-    })() else {
-        return false;
-    };
-    // Strings are deduplicated: the name is at one offset, or nowhere.
-    let mut offset = 0;
-    let Some(name_off) = strings.split(|&byte| byte == 0).find_map(|string| {
-        let this = offset as u32;
-        offset += string.len() + 1;
-        (string == name.as_bytes()).then_some(this)
-    }) else {
-        return false;
-    };
-    let mut at = types.start;
-    while at + 12 <= types.end {
-        let (Some(type_name), Some(info)) = (u32_at(at), u32_at(at + 4)) else {
-            return false;
-        };
-        let (kind, vlen) = ((info >> 24) & 0x1f, (info & 0xffff) as usize);
-        if kind == KIND_FUNC && type_name == name_off {
-            return true;
-        }
-        // Each kind's fixed-size data after the 12-byte common part.
-        at += 12
-            + match kind {
-                1 | 14 | 17 => 4,             // INT, VAR, DECL_TAG
-                3 => 12,                      // ARRAY
-                4 | 5 | 15 | 19 => 12 * vlen, // STRUCT, UNION, DATASEC, ENUM64
-                6 | 13 => 8 * vlen,           // ENUM, FUNC_PROTO
-                2 | 7..=12 | 16 | 18 => 0,    // PTR, FWD, modifiers, FUNC, FLOAT, TYPE_TAG
-                _ => return false,            // a kind newer than this code
-            };
+// ANCHOR: find_in_btf
+/// The unlink function this kernel's BTF names: libbpf-rs looks it up by name.
+pub fn find_in_btf(btf: &Btf<'_>) -> Option<String> {
+    UNLINK_FUNCTIONS
+        .iter()
+        .find(|name| btf.type_by_name::<Func<'_>>(name).is_some())
+        .map(|name| name.to_string())
+}
+// ANCHOR_END: find_in_btf
+
+/// The probes read their arguments as `(int dfd, struct filename *name)`. A
+/// function that takes something else (say `vfs_unlink`) attaches fine but
+/// gives garbage: say so. `None` when the prototype fits or BTF does not know
+/// the function (a kprobe may still attach to it).
+pub fn prototype_warning(btf: &Btf<'_>, function: &str) -> Option<String> {
+    let func = btf.type_by_name::<Func<'_>>(function)?;
+    let proto = FuncProto::try_from(func.next_type()?).ok()?;
+    let params: Vec<String> = proto.iter().map(|param| type_text(btf, param.ty)).collect();
+    if params.len() >= 2 && params[0] == "int" && params[1] == "struct filename *" {
+        return None;
     }
-    false
+    Some(format!(
+        "{function} takes ({}), not (int, struct filename *) like do_unlinkat: \
+         the lesson will read its arguments wrongly (names show as <unreadable> or garbage)",
+        params.join(", ")
+    ))
+}
+
+/// A parameter's type as C spells it, enough to compare: `int`, `struct filename *`.
+fn type_text(btf: &Btf<'_>, id: libbpf_rs::btf::TypeId) -> String {
+    let Some(ty) = btf.type_by_id::<BtfType<'_>>(id) else {
+        return "?".into();
+    };
+    let ty = ty.skip_mods_and_typedefs();
+    let name = ty
+        .name()
+        .map_or(String::new(), |n| n.to_string_lossy().into_owned());
+    match ty.kind() {
+        BtfKind::Ptr => match ty.next_type() {
+            Some(target) => match type_text(btf, target.type_id()) {
+                pointer if pointer.ends_with('*') => format!("{pointer}*"),
+                other => format!("{other} *"),
+            },
+            None => "void *".into(),
+        },
+        BtfKind::Struct => format!("struct {name}"),
+        BtfKind::Union => format!("union {name}"),
+        BtfKind::Enum | BtfKind::Enum64 => format!("enum {name}"),
+        _ if name.is_empty() => "?".into(),
+        _ => name,
+    }
 }
 
 /// The unlink function in /proc/kallsyms, with any compiler suffix such as `.isra.0`.
@@ -197,74 +191,18 @@ mod tests {
     }
 
     #[test]
-    fn btf_walk_agrees_with_libbpf_on_this_kernel() {
-        use libbpf_rs::btf::{types::Func, Btf};
-        let path = Path::new("/sys/kernel/btf/vmlinux");
-        // Fails rather than skips without BTF: nothing else checks the walk on real data.
-        let raw = std::fs::read(path)
+    fn btf_finds_the_function_and_flags_a_foreign_prototype_on_this_kernel() {
+        // Fails rather than skips without BTF: the warning must be checked on real data.
+        let btf = kernel_btf(Path::new("/"))
             .expect("this test needs the kernel's BTF at /sys/kernel/btf/vmlinux");
-        let parsed = Btf::from_path(path).expect("libbpf parses the kernel's BTF");
-        for name in [
-            "do_unlinkat",
-            "filename_unlinkat",
-            "vfs_unlink",
-            "task_struct",
-            "no_such_fn",
-        ] {
-            assert_eq!(
-                btf_has_function(&raw, name),
-                parsed.type_by_name::<Func<'_>>(name).is_some(),
-                "{name}"
-            );
-        }
-    }
-
-    #[test]
-    fn btf_walk_finds_only_functions_and_rejects_garbage() {
-        // Header, then types: INT "int", FUNC_PROTO (1 param), FUNC "do_unlinkat", STRUCT "filename_unlinkat".
-        let strings = b"\0int\0do_unlinkat\0filename_unlinkat\0";
-        let mut types = Vec::new();
-        for word in [
-            1u32,
-            1 << 24,
-            4,
-            0x20,
-            0,
-            13 << 24 | 1,
-            1,
-            0,
-            1,
-            5,
-            12 << 24,
-            2,
-            17,
-            4 << 24,
-            0,
-        ] {
-            types.extend_from_slice(&word.to_ne_bytes());
-        }
-        let mut btf = Vec::new();
-        btf.extend_from_slice(&0xeb9fu16.to_ne_bytes());
-        btf.extend_from_slice(&[1, 0]);
-        for word in [
-            24u32,
-            0,
-            types.len() as u32,
-            types.len() as u32,
-            strings.len() as u32,
-        ] {
-            btf.extend_from_slice(&word.to_ne_bytes());
-        }
-        btf.extend_from_slice(&types);
-        btf.extend_from_slice(strings);
-        assert!(btf_has_function(&btf, "do_unlinkat"));
+        let function = find_in_btf(&btf).expect("do_unlinkat or filename_unlinkat in BTF");
+        assert_eq!(prototype_warning(&btf, &function), None, "{function}");
+        let warning = prototype_warning(&btf, "vfs_unlink").expect("vfs_unlink differs");
         assert!(
-            !btf_has_function(&btf, "filename_unlinkat"),
-            "a struct, not a function"
+            warning.starts_with("vfs_unlink takes (struct ") && warning.contains("struct inode *"),
+            "{warning}"
         );
-        assert!(!btf_has_function(&btf, "int"));
-        assert!(!btf_has_function(&btf[..30], "do_unlinkat"), "cut short");
-        assert!(!btf_has_function(b"not btf at all", "do_unlinkat"));
+        assert_eq!(prototype_warning(&btf, "no_such_function_here"), None);
     }
 
     #[test]

@@ -1,7 +1,10 @@
 //! The unlink function in the kernel's BTF, and its prototype in C.
 
 use libbpf_rs::btf::types::{Func, FuncProto};
+use std::io::Write as _;
+
 use libbpf_rs::btf::{Btf, BtfKind, BtfType};
+use rustix::fs::MemfdFlags;
 
 /// What the lessons' programs are written for: `(int dfd, struct filename *name)`.
 pub const EXPECTED_PROTOTYPE: &str = "int NAME(int dfd, struct filename *name)";
@@ -13,6 +16,18 @@ pub struct Function {
     pub prototype: String,
     /// Why the prototype differs from [`EXPECTED_PROTOTYPE`], if it does.
     pub mismatch: Option<String>,
+}
+
+/// Parse BTF from bytes already read (and capped) under the system root. libbpf parses
+/// only files: give it an anonymous in-memory one, so it never opens a path in a snapshot.
+pub fn parse(bytes: &[u8]) -> Result<Btf<'static>, String> {
+    let memfd = rustix::fs::memfd_create("unlink-doctor-btf", MemfdFlags::CLOEXEC)
+        .map_err(|err| format!("memfd_create: {err}"))?;
+    let mut file = std::fs::File::from(memfd);
+    file.write_all(bytes)
+        .map_err(|err| format!("copying the BTF to memory: {err}"))?;
+    let path = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&file));
+    Btf::from_path(path).map_err(|err| format!("{err:#}"))
 }
 
 /// The function `name` in `btf`, with its prototype.

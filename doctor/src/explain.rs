@@ -17,7 +17,7 @@ pub struct Parsed {
 
 pub fn parse(text: &str) -> Parsed {
     let (errno, errno_text) = match find_errno(text) {
-        Some((errno, found)) => (Some(errno), Some(found)),
+        Some((errno, found)) => (errno, Some(found)),
         None => (None, None),
     };
     // Only trampolines (fentry/fexit) fail with the kernel-internal ENOTSUPP.
@@ -30,15 +30,16 @@ pub fn parse(text: &str) -> Parsed {
     }
 }
 
-fn find_errno(text: &str) -> Option<(i32, String)> {
+/// The errno in `text` (`None` for a number that is no errno) and the words it was read from.
+fn find_errno(text: &str) -> Option<(Option<i32>, String)> {
     // libbpf < 1.6: `strerror_r(-524)=22`; the 22 is strerror_r's own failure, not the error.
-    if let Some(n) = number_after(text, "strerror_r(-") {
-        return Some((n, format!("strerror_r(-{n})")));
+    if let Some(digits) = digits_after(text, "strerror_r(-") {
+        return Some((known_errno(digits), format!("strerror_r(-{digits})")));
     }
     // Rust: `Unknown error 524 (os error 524)`, `No such file or directory (os error 2)`, `os error 1`.
     for prefix in ["os error ", "Unknown error ", "errno=", "errno "] {
-        if let Some(n) = number_after(text, prefix) {
-            return Some((n, format!("{prefix}{n}")));
+        if let Some(digits) = digits_after(text, prefix) {
+            return Some((known_errno(digits), format!("{prefix}{digits}")));
         }
     }
     // libbpf >= 1.6 and the kernel's names: `-ENOTSUPP`, `ENOENT`.
@@ -52,35 +53,38 @@ fn find_errno(text: &str) -> Option<(i32, String)> {
                 .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
         {
             if let Some(n) = errno::from_name(name) {
-                return Some((n, word.to_string()));
+                return Some((Some(n), word.to_string()));
             }
         }
     }
     // Negative return values: `...type ID of 'do_unlinkat': -3`, `err -524`.
     for word in words {
-        if let Some(n) = word.strip_prefix('-').and_then(|d| d.parse::<i32>().ok()) {
-            if errno::name(n).is_some() {
-                return Some((n, word.to_string()));
-            }
+        if let Some(n) = word.strip_prefix('-').and_then(known_errno) {
+            return Some((Some(n), word.to_string()));
         }
     }
     // The C library's text: `Operation not permitted`.
     (1..=133).find_map(|n| {
         let message = crate::sysroot::strerror(n);
-        (!message.starts_with("Unknown error") && text.contains(&message)).then_some((n, message))
+        (!message.starts_with("Unknown error") && text.contains(&message))
+            .then_some((Some(n), message))
     })
 }
 
-/// The number right after `prefix` (`prefix` may appear more than once: the first with digits wins).
-fn number_after(text: &str, prefix: &str) -> Option<i32> {
+/// All the digits right after `prefix` (the first `prefix` followed by a digit wins).
+fn digits_after<'t>(text: &'t str, prefix: &str) -> Option<&'t str> {
     text.match_indices(prefix).find_map(|(at, _)| {
-        let digits: String = text[at + prefix.len()..]
-            .chars()
-            .take_while(char::is_ascii_digit)
-            .take(9)
-            .collect();
-        digits.parse().ok().filter(|n| *n > 0)
+        let rest = &text[at + prefix.len()..];
+        let end = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        Some(&rest[..end]).filter(|digits| !digits.is_empty())
     })
+}
+
+/// The number in `digits` if Linux has an errno of that number (`999999999` is none).
+fn known_errno(digits: &str) -> Option<i32> {
+    digits.parse().ok().filter(|&n| errno::name(n).is_some())
 }
 
 fn find_stage(text: &str) -> Option<Stage> {
@@ -158,6 +162,16 @@ mod tests {
         assert_eq!(errno("Device or resource busy"), Some(16));
         assert_eq!(errno("everything is fine"), None);
         assert_eq!(errno("ERROR: something"), None);
+        // Numbers that are no errno are not taken for one, nor cut short.
+        let parsed = parse("os error 999999999");
+        assert_eq!(parsed.errno, None);
+        assert_eq!(parsed.errno_text.as_deref(), Some("os error 999999999"));
+        let parsed = parse("strerror_r(-2147483648)=22");
+        assert_eq!(parsed.errno, None);
+        assert_eq!(
+            parsed.errno_text.as_deref(),
+            Some("strerror_r(-2147483648)")
+        );
     }
 
     #[test]
@@ -190,7 +204,14 @@ mod tests {
 
         #[test]
         fn finds_any_os_error(prefix in "[a-z :]{0,40}", n in 1i32..600) {
-            prop_assert_eq!(errno(&format!("{prefix} (os error {n})")), Some(n));
+            let known = errno::name(n).map(|_| n);
+            prop_assert_eq!(errno(&format!("{prefix} (os error {n})")), known);
+        }
+
+        #[test]
+        fn reads_every_digit(digits in "[0-9]{1,30}") {
+            let parsed = parse(&format!("strerror_r(-{digits})=22"));
+            prop_assert_eq!(parsed.errno_text, Some(format!("strerror_r(-{digits})")));
         }
     }
 }

@@ -3,6 +3,7 @@
 //! the `--root` snapshot layout.
 
 mod btf;
+mod check_ids;
 mod checks;
 mod explain;
 mod live;
@@ -115,7 +116,7 @@ fn emit(text: &str) {
 fn system_root(cli: &Cli) -> Result<SystemRoot> {
     match &cli.root {
         Some(dir) if !dir.is_dir() => anyhow::bail!("--root {}: not a directory", dir.display()),
-        Some(dir) => Ok(SystemRoot::at(dir)),
+        Some(dir) => SystemRoot::at(dir).map_err(anyhow::Error::msg),
         None => Ok(SystemRoot::native()),
     }
 }
@@ -214,9 +215,9 @@ fn bug_report(root: &SystemRoot, report: &Report) -> String {
         .find_map(|p| root.read_text(p).ok())
         .unwrap_or_else(|| "(no /etc/os-release)\n".into());
     format!(
-        "<details><summary>unlink-doctor report</summary>\n\n```\n$ uname -a\n{uname}\n$ cat /etc/os-release\n{}{}```\n\n```json\n{}\n```\n</details>\n",
-        os_release,
-        if os_release.ends_with('\n') { "" } else { "\n" },
+        "<details><summary>unlink-doctor report</summary>\n\n```\n$ uname -a\n{}\n$ cat /etc/os-release\n{}```\n\n```json\n{}\n```\n</details>\n",
+        report::printable(&uname),
+        report::printable_lines(&os_release),
         report.to_json()
     )
 }
@@ -261,7 +262,10 @@ fn explain(cli: &Cli, text: &str) -> Result<u8> {
     let mut out = String::new();
     if cli.json {
         let json = serde_json::json!({ "schema": report::SCHEMA, "input": text, "parsed": parsed, "explanations": explanations });
-        emit(&format!("{}\n", serde_json::to_string_pretty(&json)?));
+        emit(&format!(
+            "{}\n",
+            report::json_printable(&serde_json::to_string_pretty(&json)?)
+        ));
     } else {
         match (parsed.errno, &parsed.errno_text) {
             (Some(errno), Some(found)) => {
@@ -277,7 +281,14 @@ fn explain(cli: &Cli, text: &str) -> Result<u8> {
                     errno_label(errno)
                 );
             }
-            _ => {
+            (None, Some(found)) => {
+                let _ = writeln!(
+                    out,
+                    "{} none: {found:?} is a number, but no errno Linux has",
+                    "errno:".bold()
+                );
+            }
+            (_, None) => {
                 let _ = writeln!(out, "{} none found in the text", "errno:".bold());
             }
         }

@@ -1,12 +1,15 @@
 //! What the doctor found: sections of checked items, one verdict per lesson,
 //! and the two ways to show them (text for people, JSON for tools).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use colored::Colorize;
 use serde::Serialize;
 use unlink_common::failures::{self, Failure, Probe};
+
+use crate::check_ids::{CheckId, SectionId};
 
 /// The JSON schema's name and version; bump the number on incompatible changes.
 pub const SCHEMA: &str = "unlink-doctor/1";
@@ -45,7 +48,7 @@ impl Status {
 #[derive(Debug, Clone, Serialize)]
 pub struct Item {
     /// Stable id such as `config.kprobes` or `live.fentry`.
-    pub id: &'static str,
+    pub id: CheckId,
     pub label: String,
     pub status: Status,
     pub value: String,
@@ -58,8 +61,14 @@ pub struct Item {
 }
 
 impl Item {
-    pub fn new(
-        id: &'static str,
+    /// The item under its check's own label.
+    pub fn new(id: CheckId, status: Status, value: impl Into<String>) -> Item {
+        Item::labelled(id, id.label(), status, value)
+    }
+
+    /// The item under a label that says more than its check's own.
+    pub fn labelled(
+        id: CheckId,
         label: impl Into<String>,
         status: Status,
         value: impl Into<String>,
@@ -92,6 +101,53 @@ impl Item {
     }
 }
 
+/// `text` safe to print on a terminal: control characters (C0, DEL, C1) and bidirectional
+/// overrides, which a snapshot or a hostile system can put in any value, become escapes
+/// such as `\x1b`, so they cannot move the cursor, retitle the window or reorder the line.
+pub fn printable(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(needs_escape) {
+        return Cow::Borrowed(text);
+    }
+    Cow::Owned(text.chars().fold(String::new(), |mut out, c| {
+        match (needs_escape(c), u32::from(c)) {
+            (false, _) => out.push(c),
+            (true, n @ ..=0xff) => {
+                let _ = write!(out, "\\x{n:02x}");
+            }
+            (true, n) => {
+                let _ = write!(out, "\\u{{{n:x}}}");
+            }
+        }
+        out
+    }))
+}
+
+/// Lines of text, each made [`printable`].
+pub fn printable_lines(text: &str) -> String {
+    text.lines()
+        .map(|line| format!("{}\n", printable(line)))
+        .collect()
+}
+
+fn needs_escape(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// JSON escapes C0 controls itself; DEL, C1 and bidi overrides become `\u` escapes too, which
+/// keeps every value the same for a JSON reader.
+pub fn json_printable(json: &str) -> String {
+    json.chars()
+        .fold(String::with_capacity(json.len()), |mut out, c| {
+            match needs_escape(c) && !c.is_ascii_control() || c == '\u{7f}' {
+                true => {
+                    let _ = write!(out, "\\u{:04x}", u32::from(c));
+                }
+                false => out.push(c),
+            }
+            out
+        })
+}
+
 /// `book/src/en/troubleshooting.md#no-kprobes`
 pub fn doc_link(failure: &Failure) -> String {
     format!("{TROUBLESHOOTING}#{}", failure.id)
@@ -99,7 +155,7 @@ pub fn doc_link(failure: &Failure) -> String {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Section {
-    pub id: &'static str,
+    pub id: SectionId,
     pub title: &'static str,
     /// The worst status of the items (`ok` for only info items).
     pub status: Status,
@@ -107,7 +163,7 @@ pub struct Section {
 }
 
 impl Section {
-    pub fn new(id: &'static str, title: &'static str, items: Vec<Item>) -> Section {
+    pub fn new(id: SectionId, items: Vec<Item>) -> Section {
         let status = items
             .iter()
             .map(|i| i.status)
@@ -116,7 +172,7 @@ impl Section {
             .max(Status::Ok);
         Section {
             id,
-            title,
+            title: id.title(),
             status,
             items,
         }
@@ -201,7 +257,7 @@ impl Report {
     }
 
     pub fn to_json(&self) -> String {
-        serde_json::to_string_pretty(self).expect("the report is plain data")
+        json_printable(&serde_json::to_string_pretty(self).expect("the report is plain data"))
     }
 
     /// Sections, then the verdicts, `brew doctor` style.
@@ -214,12 +270,12 @@ impl Report {
                     out,
                     "  {} {}: {}",
                     item.status.symbol(),
-                    item.label,
-                    item.value
+                    printable(&item.label),
+                    printable(&item.value)
                 );
                 if let Some(advice) = &item.advice {
                     if item.status >= Status::Skipped {
-                        let _ = writeln!(out, "      {} {advice}", "→".dimmed());
+                        let _ = writeln!(out, "      {} {}", "→".dimmed(), printable(advice));
                     }
                 }
             }
@@ -244,7 +300,7 @@ impl Report {
                 "  {symbol} {} ({}): {word}{failure}: {} ({basis})",
                 lesson.lesson.bold(),
                 lesson.probe,
-                lesson.reason
+                printable(&lesson.reason)
             );
             for (label, line) in [
                 ("next", &lesson.next),
@@ -252,7 +308,12 @@ impl Report {
                 ("see", &lesson.doc),
             ] {
                 if let Some(line) = line {
-                    let _ = writeln!(out, "      {} {line}", format!("{label}:").dimmed());
+                    let _ = writeln!(
+                        out,
+                        "      {} {}",
+                        format!("{label}:").dimmed(),
+                        printable(line)
+                    );
                 }
             }
         }
@@ -267,10 +328,11 @@ mod tests {
     #[test]
     fn sections_show_their_worst_item_and_items_their_fix() {
         let items = vec![
-            Item::new("a", "a", Status::Info, "x"),
-            Item::new("b", "b", Status::Fail, "not set").failure("no-kprobes", Probe::Kprobe),
+            Item::new(CheckId::ConfigSource, Status::Info, "x"),
+            Item::new(CheckId::ConfigKprobes, Status::Fail, "not set")
+                .failure("no-kprobes", Probe::Kprobe),
         ];
-        let section = Section::new("s", "S", items);
+        let section = Section::new(SectionId::Config, items);
         assert_eq!(section.status, Status::Fail);
         let advice = section.items[1].advice.as_deref().unwrap();
         assert!(
@@ -278,8 +340,35 @@ mod tests {
             "{advice}"
         );
         assert_eq!(
-            Section::new("s", "S", vec![Item::new("a", "a", Status::Info, "x")]).status,
+            Section::new(
+                SectionId::System,
+                vec![Item::new(CheckId::SystemKernel, Status::Info, "x")]
+            )
+            .status,
             Status::Ok
         );
+    }
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(printable("Debian 12"), "Debian 12");
+        assert_eq!(printable("中文 ✔"), "中文 ✔");
+        assert_eq!(
+            printable("a\u{1b}]0;x\u{7}b\u{9b}c\u{202e}d\n"),
+            "a\\x1b]0;x\\x07b\\x9bc\\u{202e}d\\x0a"
+        );
+        let json = json_printable("{\"v\": \"\u{7f}\u{9b}\u{2066}ok\"}");
+        assert_eq!(json, "{\"v\": \"\\u007f\\u009b\\u2066ok\"}");
+        let back: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(back["v"], "\u{7f}\u{9b}\u{2066}ok");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn printable_leaves_no_control_character(text in "\\PC*|[\\x00-\\x{9f}\\x{202a}-\\x{202e}]{0,40}") {
+            proptest::prop_assert!(!printable(&text).chars().any(needs_escape));
+            let lines = printable_lines(&text);
+            proptest::prop_assert!(lines.split('\n').all(|line| !line.contains(needs_escape)));
+        }
     }
 }

@@ -2,24 +2,53 @@
 //! system root, `/` normally or `--root DIR` for a snapshot of another machine.
 //! A snapshot can also record files that could not be read (see README.md):
 //! they fail here with the recorded errno, as they did on the original machine.
+//!
+//! A snapshot is untrusted input read by root: every path, including symlinks
+//! and paths taken from the snapshot's own files (mountinfo), resolves inside
+//! DIR (`openat2` with `RESOLVE_IN_ROOT`); only regular files are read, opened
+//! without blocking (a FIFO), and each read is capped to what fits that file.
 
 use std::collections::HashMap;
 use std::fmt;
+use std::fs::File;
 use std::io::Read;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
+use rustix::fs::{FileType, Mode, OFlags, ResolveFlags};
+use rustix::io::Errno;
 use unlink_common::errno;
 
 /// Where a snapshot lists the files that were unreadable on its machine: `PATH ERRNO_NAME` lines.
 pub const RECORDED_ERRORS: &str = "unlink-doctor-errors";
 
-/// Nothing the doctor reads is legitimately bigger than this (a decompressed config is about 300 KB,
-/// vmlinux BTF about 6 MB, kallsyms about 10 MB); bigger files are cut here rather than exhaust memory.
-pub const MAX_FILE_BYTES: u64 = 64 << 20;
+/// The kernel's BTF, the biggest file the doctor reads (about 6 MB on Debian's kernels).
+pub const BTF_PATH: &str = "/sys/kernel/btf/vmlinux";
 
-#[derive(Debug, Clone)]
+/// The most the doctor reads of `path`: each limit is several times the biggest real file,
+/// so a bigger one is not what it claims to be and is refused rather than read.
+pub fn max_bytes(path: &str) -> u64 {
+    const MIB: u64 = 1 << 20;
+    match path.trim_end_matches('/') {
+        BTF_PATH => 128 * MIB,
+        // About 5 MB with modules; available_filter_functions about 2 MB.
+        "/proc/kallsyms" => 64 * MIB,
+        p if p.ends_with("/available_filter_functions") => 32 * MIB,
+        p if p.ends_with("/kprobes/blacklist") => 8 * MIB,
+        // Kernel configs: about 300 KB plain, 60 KB gzipped.
+        p if p.ends_with("config.gz") || p.ends_with("config") || p.contains("/config-") => 8 * MIB,
+        // Thousands of mounts on a busy container host, hundreds of CPUs.
+        "/proc/self/mountinfo" | "/proc/cpuinfo" => 8 * MIB,
+        // sysctls, os-release, status, limits, cgroup, cmdline, the recorded errors.
+        _ => 64 << 10,
+    }
+}
+
+#[derive(Debug)]
 pub struct SystemRoot {
     dir: PathBuf,
+    /// The snapshot's directory, which every path resolves in; `None` for the running system.
+    fd: Option<OwnedFd>,
     recorded_errors: HashMap<String, i32>,
 }
 
@@ -29,16 +58,26 @@ pub enum ReadError {
     Missing,
     /// The errno of the failed open or read, such as EPERM or EACCES.
     Errno(i32),
-    /// Not an errno: a directory, invalid data, and so on.
+    /// A FIFO, device, socket or directory where a file should be.
+    NotRegular(&'static str),
+    /// Bigger than [`max_bytes`] allows for this file.
+    TooBig(u64),
+    /// Not an errno: invalid data, and so on.
     Other(String),
 }
 
 impl ReadError {
+    fn from_errno(err: Errno) -> ReadError {
+        match err {
+            Errno::NOENT => ReadError::Missing,
+            err => ReadError::Errno(err.raw_os_error()),
+        }
+    }
+
     fn from_io(err: &std::io::Error) -> ReadError {
-        match (err.kind(), err.raw_os_error()) {
-            (std::io::ErrorKind::NotFound, _) => ReadError::Missing,
-            (_, Some(errno)) => ReadError::Errno(errno),
-            _ => ReadError::Other(err.to_string()),
+        match err.raw_os_error() {
+            Some(errno) => ReadError::from_errno(Errno::from_raw_os_error(errno)),
+            None => ReadError::Other(err.to_string()),
         }
     }
 
@@ -57,6 +96,14 @@ impl fmt::Display for ReadError {
                 errno::name(*n).unwrap_or("error"),
                 strerror(*n)
             ),
+            ReadError::NotRegular(kind) => {
+                write!(f, "not a regular file but {kind}: refused")
+            }
+            ReadError::TooBig(max) => write!(
+                f,
+                "bigger than {} KiB, more than any real one: refused",
+                max >> 10
+            ),
             ReadError::Other(text) => f.write_str(text),
         }
     }
@@ -72,35 +119,60 @@ pub fn strerror(errno: i32) -> String {
         .to_string()
 }
 
+fn kind_of(file_type: FileType) -> &'static str {
+    match file_type {
+        FileType::Fifo => "a FIFO",
+        FileType::CharacterDevice => "a character device",
+        FileType::BlockDevice => "a block device",
+        FileType::Socket => "a socket",
+        FileType::Directory => "a directory",
+        _ => "an unknown kind of file",
+    }
+}
+
 impl SystemRoot {
     /// The running system.
     pub fn native() -> SystemRoot {
         SystemRoot {
             dir: PathBuf::from("/"),
+            fd: None,
             recorded_errors: HashMap::new(),
         }
     }
 
     /// A snapshot of a system under `dir`.
-    pub fn at(dir: &Path) -> SystemRoot {
-        let text = std::fs::read_to_string(dir.join(RECORDED_ERRORS)).unwrap_or_default();
-        SystemRoot {
-            dir: dir.to_path_buf(),
-            recorded_errors: parse_recorded_errors(&text),
+    pub fn at(dir: &Path) -> Result<SystemRoot, String> {
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        let fd = rustix::fs::open(dir, flags, Mode::empty())
+            .map_err(|err| format!("--root {}: {err}", dir.display()))?;
+        // Old kernels lack openat2, and old container seccomp profiles refuse it with EPERM.
+        let probe = OFlags::PATH | OFlags::CLOEXEC;
+        if let Err(err @ (Errno::NOSYS | Errno::PERM)) =
+            rustix::fs::openat2(&fd, ".", probe, Mode::empty(), ResolveFlags::IN_ROOT)
+        {
+            return Err(format!(
+                "--root {}: openat2 failed ({err}); it keeps every path inside the snapshot: read it on Linux 5.6 or later, outside a seccomp profile that blocks openat2",
+                dir.display()
+            ));
         }
+        let mut root = SystemRoot {
+            dir: dir.to_path_buf(),
+            fd: Some(fd),
+            recorded_errors: HashMap::new(),
+        };
+        // A recorded-errors file that cannot be read records nothing.
+        if let Ok(text) = root.read_text(RECORDED_ERRORS) {
+            root.recorded_errors = parse_recorded_errors(&text);
+        }
+        Ok(root)
     }
 
     pub fn is_native(&self) -> bool {
-        self.dir == Path::new("/")
+        self.fd.is_none()
     }
 
     pub fn dir(&self) -> &Path {
         &self.dir
-    }
-
-    /// The real path of `path` (absolute as on the system, like `/proc/config.gz`).
-    pub fn path(&self, path: &str) -> PathBuf {
-        self.dir.join(path.trim_start_matches('/'))
     }
 
     fn recorded(&self, path: &str) -> Option<ReadError> {
@@ -110,21 +182,65 @@ impl SystemRoot {
             .map(|&errno| ReadError::Errno(errno))
     }
 
-    pub fn exists(&self, path: &str) -> bool {
-        self.recorded(path).is_none() && self.path(path).exists()
-    }
-
-    /// The bytes of a file, at most [`MAX_FILE_BYTES`].
-    pub fn read(&self, path: &str) -> Result<Vec<u8>, ReadError> {
+    /// Open `path` (absolute as on the system) under the root; symlinks resolve inside it.
+    fn open(&self, path: &str, flags: OFlags) -> Result<OwnedFd, ReadError> {
         if let Some(err) = self.recorded(path) {
             return Err(err);
         }
-        let file = std::fs::File::open(self.path(path)).map_err(|e| ReadError::from_io(&e))?;
+        let flags = flags | OFlags::CLOEXEC;
+        let Some(dir) = &self.fd else {
+            let path = format!("/{}", path.trim_start_matches('/'));
+            return rustix::fs::open(path, flags, Mode::empty()).map_err(ReadError::from_errno);
+        };
+        let resolve = ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS;
+        let relative = match path.trim_start_matches('/') {
+            "" => ".",
+            relative => relative,
+        };
+        // EAGAIN: a rename raced the lookup, which the kernel refuses to resolve: try again.
+        let mut result = Err(Errno::AGAIN);
+        for _ in 0..8 {
+            result = rustix::fs::openat2(dir, relative, flags, Mode::empty(), resolve);
+            if !matches!(result, Err(Errno::AGAIN)) {
+                break;
+            }
+        }
+        result.map_err(ReadError::from_errno)
+    }
+
+    /// (openat2 refuses O_PATH with any flag but O_CLOEXEC, O_DIRECTORY and O_NOFOLLOW.)
+    pub fn exists(&self, path: &str) -> bool {
+        self.open(path, OFlags::PATH).is_ok()
+    }
+
+    /// The bytes of a regular file and its permission bits, at most [`max_bytes`] of it.
+    pub fn read_with_mode(&self, path: &str) -> Result<(Vec<u8>, Mode), ReadError> {
+        // O_NONBLOCK: opening a FIFO for reading would wait for a writer forever.
+        let fd = self.open(path, OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY)?;
+        let stat = rustix::fs::fstat(&fd).map_err(ReadError::from_errno)?;
+        let file_type = FileType::from_raw_mode(stat.st_mode);
+        if file_type != FileType::RegularFile {
+            return Err(ReadError::NotRegular(kind_of(file_type)));
+        }
+        let max = max_bytes(path);
+        // A snapshot's files have their size; /proc and /sys report 0 or 4096 and are read.
+        if u64::try_from(stat.st_size).unwrap_or(0) > max {
+            return Err(ReadError::TooBig(max));
+        }
         let mut bytes = Vec::new();
-        file.take(MAX_FILE_BYTES)
+        File::from(fd)
+            .take(max + 1)
             .read_to_end(&mut bytes)
             .map_err(|e| ReadError::from_io(&e))?;
-        Ok(bytes)
+        if bytes.len() as u64 > max {
+            return Err(ReadError::TooBig(max));
+        }
+        Ok((bytes, Mode::from_raw_mode(stat.st_mode)))
+    }
+
+    /// The bytes of a regular file, at most [`max_bytes`] of it.
+    pub fn read(&self, path: &str) -> Result<Vec<u8>, ReadError> {
+        self.read_with_mode(path).map(|(bytes, _)| bytes)
     }
 
     /// A file as text (invalid UTF-8 replaced).
@@ -139,16 +255,20 @@ impl SystemRoot {
         Some(text.lines().next()?.trim().to_string()).filter(|line| !line.is_empty())
     }
 
-    /// The names in a directory, sorted; empty when it cannot be listed.
+    /// The names in a directory (at most a thousand), sorted; empty when it cannot be listed.
     pub fn list(&self, path: &str) -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(self.path(path))
-            .map(|entries| {
-                entries
-                    .flatten()
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
-            .unwrap_or_default();
+        let Ok(fd) = self.open(path, OFlags::RDONLY | OFlags::DIRECTORY) else {
+            return Vec::new();
+        };
+        let Ok(dir) = rustix::fs::Dir::read_from(&fd) else {
+            return Vec::new();
+        };
+        let mut names: Vec<String> = dir
+            .map_while(Result::ok)
+            .map(|entry| entry.file_name().to_string_lossy().into_owned())
+            .filter(|name| name != "." && name != "..")
+            .take(1000)
+            .collect();
         names.sort();
         names
     }
@@ -181,8 +301,8 @@ mod tests {
             libc::EPERM
         );
         let root = SystemRoot {
-            dir: PathBuf::from("/"),
             recorded_errors: errors,
+            ..SystemRoot::native()
         };
         let err = root
             .read("sys/kernel/tracing/available_filter_functions")
@@ -200,14 +320,23 @@ mod tests {
     }
 
     #[test]
-    fn missing_files_and_paths() {
-        let root = SystemRoot::at(Path::new("/nonexistent-root"));
+    fn missing_files_and_roots() {
+        assert!(SystemRoot::at(Path::new("/nonexistent-root")).is_err());
+        let dir = tempfile::tempdir().unwrap();
+        let root = SystemRoot::at(dir.path()).unwrap();
         assert_eq!(root.read("proc/version"), Err(ReadError::Missing));
-        assert_eq!(
-            root.path("/proc/version"),
-            Path::new("/nonexistent-root/proc/version")
-        );
         assert!(root.list("proc").is_empty());
         assert_eq!(root.read_line("proc/version"), None);
+    }
+
+    #[test]
+    fn every_file_read_has_a_cap_that_fits_it() {
+        assert_eq!(max_bytes("/proc/sys/kernel/osrelease"), 64 << 10);
+        assert!(max_bytes(BTF_PATH) > max_bytes("/proc/kallsyms"));
+        assert_eq!(max_bytes("/boot/config-6.1.0-50-amd64"), 8 << 20);
+        assert_eq!(
+            max_bytes("/sys/kernel/debug/tracing/available_filter_functions"),
+            32 << 20
+        );
     }
 }

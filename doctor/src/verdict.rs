@@ -4,23 +4,24 @@
 
 use unlink_common::failures::{self, errno_label, Facts, Observed, Prediction, Probe};
 
+use crate::check_ids::{CheckId, SectionId};
 use crate::live::Outcome;
 use crate::report::{doc_link, Basis, Item, LessonVerdict, Section, Status, Verdict};
 
 /// The live section's item for one lesson.
 pub fn live_item(probe: Probe, function: Option<&str>, outcome: &Outcome, facts: &Facts) -> Item {
-    let [entry, exit] = probe.programs();
-    let id = match probe {
-        Probe::Kprobe => "live.kprobe",
-        Probe::Fentry => "live.fentry",
-    };
+    let [entry, _] = probe.programs();
+    let id = live_check(probe);
     let label = format!(
-        "{entry} + {exit} on {}",
+        "{} on {}",
+        id.label(),
         function.unwrap_or("the unlink function")
     );
     match outcome {
-        Outcome::Skipped(why) => Item::new(id, label, Status::Skipped, format!("not run: {why}")),
-        Outcome::Fired { ret, latency_ns } => Item::new(
+        Outcome::Skipped(why) => {
+            Item::labelled(id, label, Status::Skipped, format!("not run: {why}"))
+        }
+        Outcome::Fired { ret, latency_ns } => Item::labelled(
             id,
             label,
             Status::Ok,
@@ -46,7 +47,7 @@ pub fn live_item(probe: Probe, function: Option<&str>, outcome: &Outcome, facts:
             let errno = errno
                 .map(errno_label)
                 .unwrap_or_else(|| "an error without errno".into());
-            Item::new(
+            Item::labelled(
                 id,
                 label,
                 Status::Fail,
@@ -54,7 +55,7 @@ pub fn live_item(probe: Probe, function: Option<&str>, outcome: &Outcome, facts:
             )
             .failure(failure.id, probe)
         }
-        Outcome::Silent { entry_fired } => Item::new(
+        Outcome::Silent { entry_fired } => Item::labelled(
             id,
             label,
             Status::Fail,
@@ -67,8 +68,16 @@ pub fn live_item(probe: Probe, function: Option<&str>, outcome: &Outcome, facts:
     }
 }
 
+/// The live item's id for `probe`; its label names the programs the lesson attaches.
+fn live_check(probe: Probe) -> CheckId {
+    match probe {
+        Probe::Kprobe => CheckId::LiveKprobe,
+        Probe::Fentry => CheckId::LiveFentry,
+    }
+}
+
 pub fn live_section(items: Vec<Item>) -> Section {
-    Section::new("live", "Live check", items)
+    Section::new(SectionId::Live, items)
 }
 
 /// The verdict for `probe`'s lesson, without the alternative (see [`add_alternatives`]).

@@ -7,27 +7,25 @@ use std::process::Command;
 
 use serde_json::Value;
 
+mod support;
+use support::{bounded_doctor, item};
+
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
         .join(name)
 }
 
-/// Run the doctor; return its exit code and parsed JSON.
+/// Run the doctor, bounded in time and memory; return its exit code and parsed JSON.
 fn doctor(args: &[&str]) -> (i32, Value) {
-    let output = Command::new(env!("CARGO_BIN_EXE_unlink-doctor"))
-        .args(args)
-        .output()
-        .expect("run unlink-doctor");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let (code, stdout, stderr) = bounded_doctor(args);
     assert!(
         !stderr.contains("panicked") && !stderr.contains("internal error"),
         "{stderr}"
     );
     let json = serde_json::from_str(&stdout)
         .unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}\n{stderr}"));
-    (output.status.code().expect("exit code"), json)
+    (code.expect("exit code"), json)
 }
 
 fn at_root(root: &Path, extra: &[&str]) -> (i32, Value) {
@@ -54,16 +52,6 @@ fn verdict(json: &Value, lesson: &str) -> (String, Option<String>) {
         entry["verdict"].as_str().unwrap().to_string(),
         entry["failure"].as_str().map(str::to_string),
     )
-}
-
-fn item<'a>(json: &'a Value, id: &str) -> &'a Value {
-    json["sections"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|s| s["items"].as_array().unwrap())
-        .find(|i| i["id"] == id)
-        .unwrap_or_else(|| panic!("no item {id}"))
 }
 
 type Expected<'a> = (&'a str, Option<&'a str>);
@@ -325,6 +313,16 @@ fn explain_every_form() {
     assert_eq!(json["explanations"][0]["failure"], "tracing-refused");
     let (code, _) = explain("nothing to see");
     assert_eq!(code, 1);
+    // A number that is no errno is not recognised, and is shown whole.
+    for (text, found) in [
+        ("os error 999999999", "os error 999999999"),
+        ("strerror_r(-2147483648)=22", "strerror_r(-2147483648)"),
+    ] {
+        let (code, json) = explain(text);
+        assert_eq!(code, 1, "{text}: {json}");
+        assert_eq!(json["parsed"]["errno"], Value::Null, "{text}");
+        assert_eq!(json["parsed"]["errno_text"], found, "{text}");
+    }
 }
 
 #[test]

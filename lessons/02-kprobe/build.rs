@@ -1,3 +1,8 @@
+// ANCHOR: build
 fn main() {
-    lesson_build::build_skeleton("unlink_kprobe");
+    // One skeleton per program: src/bpf/NAME.bpf.c -> OUT_DIR/NAME.skel.rs.
+    lesson_build::build_skeleton("kprobe_printk"); // step 1
+    lesson_build::build_skeleton("kprobe_ringbuf"); // step 2
+    lesson_build::build_skeleton("unlink_kprobe"); // step 3, the complete tool
 }
+// ANCHOR_END: build

@@ -125,6 +125,11 @@ pub fn check_json_run(stdout: &str, function: &str, probes: [&str; 2], counts_sk
     assert_eq!(summary["type"], "summary", "{stdout}");
     assert_eq!(summary["unlinks"], expected.len() as u64, "{stdout}");
     assert_eq!(summary["lost_events"], 0, "{stdout}");
+    // Only the kretprobe lesson counts returns that never came: none here.
+    match probes[0] {
+        "kprobe" => assert_eq!(summary["returns_missed"], 0, "{stdout}"),
+        _ => assert!(summary.get("returns_missed").is_none(), "{stdout}"),
+    }
     let skipped = &summary["skipped_by_kernel"];
     match counts_skips {
         Some(true) => assert_eq!(skipped, 0, "{stdout}"),
@@ -133,17 +138,10 @@ pub fn check_json_run(stdout: &str, function: &str, probes: [&str; 2], counts_sk
     }
 }
 
-/// Check a `lesson --printk -- sh -c WORKLOAD` run: the chapter's own messages
-/// for the first unlink (entry and exit) and the failed one.
-pub fn check_printk_run(stdout: &str, lesson: &str) {
-    let pids = workload_pids(stdout);
-    assert_eq!(
-        pids.len(),
-        expected_unlinks().len(),
-        "the workload did not run every step:\n{stdout}"
-    );
-    let (first, missing) = (pids[0], pids[6]);
-    let wanted = match lesson {
+/// The chapter's bpf_printk messages (without the trace_pipe prefix) for the
+/// workload's first unlink and its failing one, `missing`.
+pub fn chapter_messages(lesson: &str, first: u64, missing: u64) -> [String; 4] {
+    match lesson {
         "lesson-02" => [
             format!("bpf_trace_printk: KPROBE ENTRY pid = {first}, filename = a"),
             format!("bpf_trace_printk: KPROBE EXIT: pid = {first}, ret = 0"),
@@ -157,8 +155,62 @@ pub fn check_printk_run(stdout: &str, lesson: &str) {
             format!("bpf_trace_printk: fexit: pid = {missing}, filename = missing, ret = -2"),
         ],
         other => panic!("unknown lesson {other}"),
-    };
-    for line in &wanted {
+    }
+}
+
+/// Check step 1's output (trace_pipe lines) while the workload ran: the
+/// chapter's exact messages with the workload's real pids and file names.
+pub fn check_step1_run(stdout: &str, lesson: &str) {
+    let pids = workload_pids(stdout);
+    assert_eq!(
+        pids.len(),
+        expected_unlinks().len(),
+        "the workload did not run every step:\n{stdout}"
+    );
+    for line in &chapter_messages(lesson, pids[0], pids[6]) {
+        assert!(
+            stdout.lines().any(|l| l.ends_with(line.as_str())),
+            "missing {line:?} in:\n{stdout}"
+        );
+    }
+}
+
+/// Check step 2's table while the workload ran: `PID COMM RET FILENAME` rows
+/// for the workload's first unlink and its failing one.
+pub fn check_step2_run(stdout: &str) {
+    let pids = workload_pids(stdout);
+    assert_eq!(
+        pids.len(),
+        expected_unlinks().len(),
+        "the workload did not run every step:\n{stdout}"
+    );
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l == "PID     COMM              RET FILENAME"),
+        "{stdout}"
+    );
+    for row in [
+        format!("{:<7} {:<16} {:>4} a", pids[0], "unlink", 0),
+        format!("{:<7} {:<16} {:>4} missing", pids[6], "unlink", -2),
+    ] {
+        assert!(
+            stdout.lines().any(|l| l == row),
+            "missing {row:?} in:\n{stdout}"
+        );
+    }
+}
+
+/// Check a `lesson --printk -- sh -c WORKLOAD` run: the chapter's own messages
+/// for the first unlink (entry and exit) and the failed one.
+pub fn check_printk_run(stdout: &str, lesson: &str) {
+    let pids = workload_pids(stdout);
+    assert_eq!(
+        pids.len(),
+        expected_unlinks().len(),
+        "the workload did not run every step:\n{stdout}"
+    );
+    for line in &chapter_messages(lesson, pids[0], pids[6]) {
         assert!(
             stdout.lines().any(|l| l.ends_with(line.as_str())),
             "missing {line:?} in:\n{stdout}"
@@ -233,6 +285,31 @@ mod tests {
             workload_pids("x\nWORKLOAD 0 17\n{..}\nWORKLOAD 1 18\n"),
             [17, 18]
         );
+    }
+
+    #[test]
+    fn the_step_checkers_want_the_exact_formats() {
+        let workload: String = (0..7)
+            .map(|i| format!("WORKLOAD {i} {}\n", 100 + i))
+            .collect();
+        let good = format!(
+            "{workload}rm-1 [000] d..3 1.0: bpf_trace_printk: KPROBE ENTRY pid = 100, filename = a\n\
+             rm-1 [000] d..3 1.0: bpf_trace_printk: KPROBE EXIT: pid = 100, ret = 0\n\
+             rm-1 [000] d..3 1.0: bpf_trace_printk: KPROBE ENTRY pid = 106, filename = missing\n\
+             rm-1 [000] d..3 1.0: bpf_trace_printk: KPROBE EXIT: pid = 106, ret = -2\n"
+        );
+        check_step1_run(&good, "lesson-02");
+        // The seed's transcript format, "KPROBE EXIT: ret = 0", is not the program's.
+        let bad = good.replace("EXIT: pid = 100, ret", "EXIT: ret");
+        assert!(std::panic::catch_unwind(|| check_step1_run(&bad, "lesson-02")).is_err());
+        let table = format!(
+            "{workload}PID     COMM              RET FILENAME\n\
+             100     unlink              0 a\n\
+             106     unlink             -2 missing\n"
+        );
+        check_step2_run(&table);
+        let wrong_ret = table.replace(" -2 missing", "  0 missing");
+        assert!(std::panic::catch_unwind(|| check_step2_run(&wrong_ret)).is_err());
     }
 
     #[test]

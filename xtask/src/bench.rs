@@ -17,8 +17,13 @@ use crate::{build, cmd, deps, workspace};
 
 /// The peer the lessons' start-up is compared with (Debian's package).
 const BPFTRACE: &str = "/usr/bin/bpftrace";
-/// A full run's table, included by the book's measurement page.
-const BOOK_PAGE: &str = "book/src/generated/bench.md";
+/// A full run's results (JSON: `unlink-bench report --out DIR` renders the pages
+/// from it again) and its tables, included by the book's two measurement pages.
+const BOOK_FILES: [(&str, &str); 3] = [
+    ("results.json", "book/src/generated/bench.json"),
+    ("results.md", "book/src/generated/bench.md"),
+    ("results.zh.md", "book/src/generated/bench.zh.md"),
+];
 
 #[derive(Clone, clap::Args)]
 pub struct Args {
@@ -129,11 +134,13 @@ pub fn run(args: &Args) -> Result<()> {
         out.display()
     );
     if !args.quick && args.arch == Arch::X86_64 {
-        let book = workspace::root().join(BOOK_PAGE);
-        fs::create_dir_all(book.parent().expect("a file in a directory"))?;
-        fs::copy(out.join("results.md"), &book)
-            .with_context(|| format!("writing {}", book.display()))?;
-        eprintln!("bench: copied the table to {}", book.display());
+        for (result, page) in BOOK_FILES {
+            let book = workspace::root().join(page);
+            fs::create_dir_all(book.parent().expect("a file in a directory"))?;
+            fs::copy(out.join(result), &book)
+                .with_context(|| format!("writing {}", book.display()))?;
+            eprintln!("bench: copied {result} to {}", book.display());
+        }
     }
     eprintln!("bench: done in {:.0}s", started.elapsed().as_secs_f64());
     Ok(())

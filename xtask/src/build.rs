@@ -164,12 +164,18 @@ fn sysroot(arch: Arch) -> Result<PathBuf> {
     if fs::read_to_string(&stamp).is_ok_and(|text| text == wanted) {
         return Ok(dir);
     }
-    let apt = PrivateApt::verified("sysroot", &[SYSROOT_SUITE], arch)?;
-    let unpacked = apt.download_and_unpack(&SYSROOT_PACKAGES)?;
+    let apt = PrivateApt::verified(&[SYSROOT_SUITE], arch)?;
+    // Unpacked next to its place, so that the rename stays on one file system.
+    let target = workspace::target_dir();
+    let unpacked = tempfile::Builder::new()
+        .prefix("sysroot-")
+        .tempdir_in(&target)
+        .with_context(|| format!("creating a directory in {}", target.display()))?;
+    apt.unpack_into(&SYSROOT_PACKAGES, unpacked.path())?;
     if dir.exists() {
         fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
     }
-    fs::rename(&unpacked, &dir)
+    fs::rename(unpacked.path(), &dir)
         .with_context(|| format!("moving the sysroot to {}", dir.display()))?;
     for file in ["usr/include/libelf.h", "usr/include/zlib.h"] {
         if !dir.join(file).is_file() {

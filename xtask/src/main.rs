@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use xtask::vm::{kernels, Accel, Arch, VmRun};
-use xtask::{bench, book, build, deps, test, try_lesson, vm};
+use xtask::{bench, book, build, deps, exercise, test, try_lesson, vm};
 
 #[derive(Parser)]
 #[command(
@@ -49,6 +49,11 @@ enum Task {
     Book {
         #[command(subcommand)]
         task: book::Task,
+    },
+    /// The exercises, checked like rustlings: list, check ID, hint ID
+    Exercise {
+        #[command(subcommand)]
+        task: exercise::Task,
     },
 }
 
@@ -189,6 +194,7 @@ fn run(task: Task) -> Result<ExitCode> {
             book::run(task)?;
             Ok(ExitCode::SUCCESS)
         }
+        Task::Exercise { task } => exercise::run(task),
     }
 }
 

@@ -50,6 +50,8 @@ pub fn run(args: &Args) -> Result<()> {
         test.args(["--skip", "arm64_all"]);
     }
     cmd::run(&mut test)?;
+    // Every exercise's starting point fails its check and its solution passes.
+    crate::exercise::ci(&crate::exercise::CI_KERNELS)?;
     // The book: sources, build, links, search, a real browser, and its transcripts
     // re-run against the binaries built above.
     crate::book::run(crate::book::Task::Check)?;

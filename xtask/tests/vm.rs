@@ -1,7 +1,9 @@
 //! The VM runner itself, booted for real: what the lessons' end-to-end tests
 //! rely on. Ignored in a plain `cargo test` (QEMU, kernels); `cargo xtask test` runs them.
 
+use std::io::Write;
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use xtask::vm::{kernels, VmRun, MATRIX};
 
@@ -58,8 +60,11 @@ fn each_kernel_boots_and_reports() {
 #[ignore = "boots QEMU; run by `cargo xtask test`"]
 fn host_binaries_files_env_and_large_output() {
     let xtask = PathBuf::from(env!("CARGO_BIN_EXE_xtask"));
-    let script = std::env::temp_dir().join(format!("xtask-vm-test-{}.sh", std::process::id()));
-    std::fs::write(&script, "echo \"script sees $GREETING\"\nseq 1 50000\n").unwrap();
+    // created exclusively, with a random name: never a fixed /tmp name as root
+    let mut script = tempfile::NamedTempFile::new().unwrap();
+    script
+        .write_all(b"echo \"script sees $GREETING\"\nseq 1 50000\n")
+        .unwrap();
     let shell = format!(
         "{} --help | head -1; sh /opt/script.sh; echo \"NO_COLOR=$NO_COLOR\" >&2",
         xtask.display()
@@ -67,10 +72,9 @@ fn host_binaries_files_env_and_large_output() {
     let mut run = VmRun::new(kernels::DEFAULT, ["sh", "-c", &shell]);
     run.extra_files.push((xtask.clone(), xtask.clone()));
     run.extra_files
-        .push((script.clone(), PathBuf::from("/opt/script.sh")));
+        .push((script.path().to_path_buf(), PathBuf::from("/opt/script.sh")));
     run.env.push(("GREETING".into(), "a b'c".into()));
     let output = run.run_captured().unwrap();
-    std::fs::remove_file(&script).unwrap();
 
     let stdout = String::from_utf8(output.stdout).unwrap();
     let mut lines = stdout.lines();
@@ -91,4 +95,95 @@ fn host_binaries_files_env_and_large_output() {
         "captured runs ask for no colour"
     );
     assert_eq!(output.status, 0);
+}
+
+/// A guest kernel that oopses and stays up (as after the NULL call on 6.12)
+/// ends the run at once, with the oops lines in the error; the run is retried
+/// once. Without the console watcher this waited for the whole timeout.
+#[test]
+#[ignore = "boots QEMU; run by `cargo xtask test`"]
+fn an_oops_that_leaves_the_guest_up_ends_the_run_at_once() {
+    // A line at KERN_EMERG on the console, as the kernel prints an oops.
+    let mut run = VmRun::new(
+        kernels::DEFAULT,
+        [
+            "sh",
+            "-c",
+            "echo '<0>BUG: kernel NULL pointer dereference, address: 0000000000000000' >/dev/kmsg; \
+             echo '<0>RIP: 0010:0x0' >/dev/kmsg; sleep 600",
+        ],
+    );
+    run.timeout = Duration::from_secs(240);
+    let started = Instant::now();
+    let err = format!("{:#}", run.run_captured().unwrap_err());
+    let took = started.elapsed();
+    eprintln!("{took:?}: {err}");
+    assert!(err.contains("the guest kernel oopsed"), "{err}");
+    assert!(
+        err.contains("BUG: kernel NULL pointer dereference"),
+        "{err}"
+    );
+    assert!(err.contains("RIP: 0010:0x0"), "{err}");
+    // two boots, each ended a moment after the oops, far below the timeout
+    assert!(took < Duration::from_secs(90), "{took:?}");
+}
+
+/// A real crash (sysrq c) ends the run at once with the kernel's last words.
+#[test]
+#[ignore = "boots QEMU; run by `cargo xtask test`"]
+fn a_kernel_crash_ends_the_run_with_its_lines() {
+    let mut run = VmRun::new(
+        kernels::DEFAULT,
+        ["sh", "-c", "echo c >/proc/sysrq-trigger; sleep 600"],
+    );
+    run.timeout = Duration::from_secs(240);
+    let started = Instant::now();
+    let err = format!("{:#}", run.run_captured().unwrap_err());
+    let took = started.elapsed();
+    eprintln!("{took:?}: {err}");
+    assert!(err.contains("the guest kernel oopsed"), "{err}");
+    assert!(
+        err.contains("Kernel panic - not syncing: sysrq triggered crash"),
+        "{err}"
+    );
+    assert!(took < Duration::from_secs(90), "{took:?}");
+}
+
+/// A guest in which nothing runs any more (every process stopped, so init's
+/// heartbeat too) is declared hung after the silence limit, not the timeout.
+#[test]
+#[ignore = "boots QEMU; run by `cargo xtask test`"]
+fn a_silent_guest_is_declared_hung_early() {
+    let mut run = VmRun::new(
+        kernels::DEFAULT,
+        ["sh", "-c", "kill -STOP -1; exec sleep 600"],
+    );
+    run.timeout = Duration::from_secs(240);
+    run.silence_limit = Duration::from_secs(15);
+    let started = Instant::now();
+    let err = format!("{:#}", run.run_captured().unwrap_err());
+    let took = started.elapsed();
+    eprintln!("{took:?}: {err}");
+    assert!(err.contains("printed nothing"), "{err}");
+    assert!(err.contains("for 15 s: hung"), "{err}");
+    // two boots of about 15 s of silence each, far below the timeout
+    assert!(took < Duration::from_secs(120), "{took:?}");
+}
+
+/// A command that prints nothing for longer than the silence limit is not
+/// hung: init's heartbeat keeps the guest's console alive. (The limit also
+/// covers the quiet boot, which took up to 15 s on a loaded 2-core host.)
+#[test]
+#[ignore = "boots QEMU; run by `cargo xtask test`"]
+fn a_quiet_command_is_not_a_hang() {
+    let mut run = VmRun::new(kernels::DEFAULT, ["sleep", "50"]);
+    run.silence_limit = Duration::from_secs(40);
+    let output = run.run_captured().unwrap();
+    assert_eq!(output.status, 0);
+    let console = std::fs::read(&output.console_log).unwrap();
+    assert!(
+        console.contains(&b'\r'),
+        "the heartbeat reached the console"
+    );
+    assert!(!console.contains(&0), "the kept log stays text for grep");
 }

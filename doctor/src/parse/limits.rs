@@ -1,4 +1,7 @@
 //! /proc/PID/limits: the locked-memory limit, which kernels before 5.11 charge BPF maps to.
+//!
+//! Hand-written rather than procfs-core's `Limits` (0.18): that one needs all sixteen
+//! limits, and a snapshot made by hand may hold only the `Max locked memory` line.
 
 /// A soft and hard limit in bytes; `None` is unlimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

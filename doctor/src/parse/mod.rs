@@ -2,6 +2,7 @@
 //! and never panics on garbage (property-tested in each module).
 
 pub mod config;
+pub mod kallsyms;
 pub mod limits;
 pub mod mountinfo;
 pub mod os_release;

@@ -1,4 +1,8 @@
 //! /proc/PID/mountinfo: where tracefs, debugfs and bpffs are mounted.
+//!
+//! Hand-written rather than procfs-core's `MountInfos` (0.18): that one fails the whole
+//! file on one malformed line and leaves `\040`-style escapes in mount points, and a
+//! snapshot's mountinfo is untrusted text the doctor must still read what it can from.
 
 /// One mount: where, and which file system type.
 #[derive(Debug, Clone, PartialEq, Eq)]

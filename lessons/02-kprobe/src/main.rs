@@ -9,7 +9,10 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::Parser;
 use libbpf_rs::skel::{OpenSkel as _, SkelBuilder as _};
-use unlink_common::{Lesson, LessonArgs, Probe, Stage};
+use libbpf_rs::MapCore as _;
+use libbpf_rs::RingBufferBuilder;
+use unlink_common::lesson::{interrupted, read_counter};
+use unlink_common::{Event, Lesson, LessonArgs, Probe, RawEvent, Stage, TICK};
 
 // ANCHOR: skeleton
 mod unlink_kprobe {
@@ -76,20 +79,58 @@ fn main() -> ExitCode {
         let _follow = lesson.follow_command(&progs.follow_fork, &progs.forget_exit)?;
         // ANCHOR_END: attach
 
-        // ANCHOR: watch
-        let lost_events = &skel
+        // ANCHOR: lost
+        let bss = skel
             .maps
             .bss_data
             .as_ref()
-            .context("the BPF object has no .bss")?
-            .lost_events;
+            .context("the BPF object has no .bss")?;
+        let lost_events = &bss.lost_events;
         let probes = [(&progs.unlink_entry, &entry), (&progs.unlink_exit, &exit)];
-        lesson.watch(
-            &skel.maps.events,
-            &skel.maps.traced_tgids,
-            lost_events,
-            probes,
-        )
-        // ANCHOR_END: watch
+        // ANCHOR_END: lost
+        if lesson.use_printk() {
+            return lesson.watch_trace_pipe(&skel.maps.traced_tgids, lost_events, probes);
+        }
+
+        // ANCHOR: ring_buffer
+        let output = lesson.output();
+        let mut builder = RingBufferBuilder::new();
+        builder
+            .add(&skel.maps.events, |data: &[u8]| {
+                // The bytes are one `struct unlink_event` (common/bpf/unlink_event.h).
+                match plain::from_bytes::<RawEvent>(data) {
+                    Ok(raw) => output.event(&Event::from(raw)),
+                    Err(_) => output.malformed(data.len()),
+                }
+                0
+            })
+            .context("setting up the ring buffer")?;
+        let ring = builder.build().context("setting up the ring buffer")?;
+        // ANCHOR_END: ring_buffer
+
+        // ANCHOR: poll
+        // Trace --pid, say what is attached, start `-- COMMAND`.
+        let mut watch = lesson.begin(&skel.maps.traced_tgids)?;
+        while watch.keep_going(&output)? {
+            match ring.poll(TICK) {
+                Err(err) if !interrupted(&err) => {
+                    return Err(err).context("reading the ring buffer")
+                }
+                _ => {}
+            }
+            // Records sent without a wakeup (see wakeup_flag in unlink.bpf.h).
+            let _ = ring.consume();
+            output.flush();
+        }
+        // Records already in the buffer (say, the command's last unlinks) still count.
+        let _ = ring.consume();
+        drop(ring);
+        // ANCHOR: returns_missed
+        // Entries still parked never saw their return (see returns_missed in the BPF side).
+        let parked = skel.maps.in_flight.keys().count() as u64;
+        let returns_missed = read_counter(&bss.returns_missed) + parked;
+        // ANCHOR_END: returns_missed
+        lesson.finish(watch, output, lost_events, probes, Some(returns_missed))
+        // ANCHOR_END: poll
     })
 }

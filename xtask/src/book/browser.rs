@@ -3,19 +3,26 @@
 //! browser reads fd 3 and writes fd 4), against the built book served on
 //! 127.0.0.1. No browser library, no downloads, no network: any request that
 //! leaves the local server is reported.
+//! Hand-made on purpose: WebDriver (chromium-driver) has no way to ask which
+//! font rendered a node (CSS.getPlatformFontsForNode) or to see every request
+//! a page makes (Network events), and the CDP crates either download a browser
+//! or bring an async runtime for these ten commands.
 
 use std::collections::VecDeque;
 use std::fs::{self, File};
 use std::io::{BufRead, BufReader, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
 use serde_json::{json, Value};
+use tempfile::TempDir;
 
 use super::check::Problems;
 use super::{pipe, server};
@@ -24,17 +31,28 @@ use crate::cmd;
 const CHROMIUM: &str = "/usr/bin/chromium";
 const TIMEOUT: Duration = Duration::from_secs(20);
 
-/// The page pair the check walks through, and the queries it types.
+/// The page pair the check walks through, and the queries it searches.
 pub struct Plan<'a> {
     pub en_page: &'a str,
     pub zh_page: &'a str,
-    pub zh_query: &'a str,
+    /// A heading id both pages have: the language link must keep it.
+    pub section: &'a str,
+    /// Each must find Chinese sections, and only those, on every fresh load of the Chinese page.
+    pub zh_queries: &'a [&'a str],
+    /// Must find English sections, and only those, on the English page.
     pub en_query: &'a str,
+    /// Every page: its previous/next links must stay in its language.
+    pub pages: Vec<String>,
 }
 
-/// Load an English page, follow its language link, check lang and the fonts
-/// Chinese renders with, follow the link back, search in Chinese and in
-/// English; screenshots go to `shots`.
+/// How many times each Chinese query is loaded afresh (`?search=`, cache
+/// off): the CJK patch once lost a race with mdBook's searcher on some loads.
+pub const LOADS: usize = 10;
+
+/// Load an English page at a section, follow its language link (to the same
+/// section), check lang and the fonts Chinese renders with, follow the link
+/// back; search in Chinese on fresh loads and in English; check every page's
+/// previous/next links; screenshots go to `shots`.
 pub fn check(site: &Path, plan: &Plan<'_>, shots: &Path, problems: &mut Problems) -> Result<()> {
     let base = server::start(site)?;
     fs::create_dir_all(shots).with_context(|| format!("creating {}", shots.display()))?;
@@ -98,7 +116,7 @@ fn walk(
     shots: &Path,
     problems: &mut Problems,
 ) -> Result<()> {
-    let en_url = format!("{base}{}", plan.en_page);
+    let en_url = format!("{base}{}#{}", plan.en_page, plan.section);
     browser.navigate(&en_url)?;
     expect_page(browser, plan.en_page, "en", problems)?;
     // On an English page the sidebar still lists the Chinese chapters.
@@ -107,6 +125,13 @@ fn walk(
 
     browser.click_and_wait(".lang-switch a.lang-link")?;
     expect_page(browser, plan.zh_page, "zh-CN", problems)?;
+    let hash = browser.eval("location.hash")?;
+    if hash != json!(format!("#{}", plan.section)) {
+        problems.add(format!(
+            "browser: the language link from {}#{} lost the section: landed on {}{hash}",
+            plan.en_page, plan.section, plan.zh_page
+        ));
+    }
     if browser.eval("document.querySelector('main div[lang=\"zh-CN\"]') !== null")? != json!(true) {
         problems.add(format!(
             "browser: {}: no <div lang=\"zh-CN\"> around the content",
@@ -119,20 +144,88 @@ fn walk(
     browser.click_and_wait(".lang-switch a.lang-link")?;
     expect_page(browser, plan.en_page, "en", problems)?;
 
-    browser.navigate(&format!("{base}{}", plan.zh_page))?;
-    browser.click("#mdbook-search-toggle")?;
-    for (query, language) in [(plan.zh_query, "zh/"), (plan.en_query, "en/")] {
-        let results = browser.search(query)?;
-        if !results.iter().any(|href| href.contains(language)) {
+    // Fresh loads: no cache, so the scripts arrive in a different order each time.
+    browser.send("Network.setCacheDisabled", json!({"cacheDisabled": true}))?;
+    for query in plan.zh_queries {
+        let mut counts = Vec::new();
+        for _ in 0..LOADS {
+            let results = browser.search_on_load(base, plan.zh_page, query)?;
+            counts.push(results.len());
+            expect_language(&results, query, plan.zh_page, "zh/", problems);
+        }
+        eprintln!(
+            "book: ?search={query} on {}: results per fresh load {counts:?}",
+            plan.zh_page
+        );
+        if counts.contains(&0) {
             problems.add(format!(
-                "browser: searching {query:?} found no {language} page; results: {results:?}"
+                "browser: ?search={query} on {} found nothing on {} of {LOADS} fresh loads: {counts:?}",
+                plan.zh_page,
+                counts.iter().filter(|c| **c == 0).count()
             ));
         }
-        if language == "zh/" {
-            browser.screenshot(&shots.join("zh-search.png"))?;
+    }
+    browser.screenshot(&shots.join("zh-search.png"))?;
+    let results = browser.search_on_load(base, plan.en_page, plan.en_query)?;
+    eprintln!(
+        "book: ?search={} on {}: {} results",
+        plan.en_query,
+        plan.en_page,
+        results.len()
+    );
+    if results.is_empty() {
+        problems.add(format!(
+            "browser: ?search={} on {} found nothing",
+            plan.en_query, plan.en_page
+        ));
+    }
+    expect_language(&results, plan.en_query, plan.en_page, "en/", problems);
+    browser.send("Network.setCacheDisabled", json!({"cacheDisabled": false}))?;
+
+    for page in &plan.pages {
+        browser.navigate(&format!("{base}{page}"))?;
+        let lang = if page.starts_with("zh/") {
+            "zh/"
+        } else {
+            "en/"
+        };
+        let links = browser.eval(
+            "Array.from(document.querySelectorAll('a.nav-chapters, a.mobile-nav-chapters'), \
+             a => a.getAttribute('href'))",
+        )?;
+        // The wide and the mobile navigation repeat each link: report it once.
+        let hrefs: std::collections::BTreeSet<&str> = links
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|h| h.as_str())
+            .collect();
+        for href in hrefs {
+            let other = if lang == "en/" { "zh/" } else { "en/" };
+            if href.contains(other) {
+                problems.add(format!(
+                    "browser: {page}: a previous/next link leaves the language: {href} (theme/lang.js drops it)"
+                ));
+            }
         }
     }
     Ok(())
+}
+
+/// Search results on `page` are in that page's language only.
+fn expect_language(
+    results: &[String],
+    query: &str,
+    page: &str,
+    lang: &str,
+    problems: &mut Problems,
+) {
+    let others: Vec<&String> = results.iter().filter(|href| !href.contains(lang)).collect();
+    if !others.is_empty() {
+        problems.add(format!(
+            "browser: ?search={query} on {page} shows results outside {lang}: {others:?}"
+        ));
+    }
 }
 
 /// The browser is on `page` and the document's lang is `lang`.
@@ -183,15 +276,16 @@ struct Browser {
     unseen: VecDeque<Value>,
     next_id: u64,
     session: String,
-    profile: PathBuf,
+    /// A fresh profile directory, private to this run (mode 0700, random name).
+    profile: TempDir,
 }
 
 impl Browser {
     fn launch(log: &Path) -> Result<Browser> {
-        let profile =
-            std::env::temp_dir().join(format!("xtask-book-chromium-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&profile);
-        fs::create_dir_all(&profile)?;
+        let profile = tempfile::Builder::new()
+            .prefix("xtask-book-chromium-")
+            .tempdir()
+            .context("creating a private Chromium profile directory")?;
         let (commands_read, commands) = pipe()?;
         let (messages, messages_write) = pipe()?;
         let mut command = Command::new(CHROMIUM);
@@ -208,7 +302,7 @@ impl Browser {
                 "--window-size=1280,900",
                 "--remote-debugging-pipe",
             ])
-            .arg(format!("--user-data-dir={}", profile.display()))
+            .arg(format!("--user-data-dir={}", profile.path().display()))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(File::create(log).with_context(|| format!("creating {}", log.display()))?);
@@ -388,30 +482,20 @@ impl Browser {
         Ok(())
     }
 
-    /// Type `query` key by key into the focused search bar; the result links.
-    fn search(&mut self, query: &str) -> Result<Vec<String>> {
-        self.eval("document.getElementById('mdbook-searchbar').value = ''")?;
-        for key in query.chars() {
-            let text = key.to_string();
-            self.send(
-                "Input.dispatchKeyEvent",
-                json!({"type": "keyDown", "key": text, "text": text, "unmodifiedText": text}),
-            )?;
-            self.send(
-                "Input.dispatchKeyEvent",
-                json!({"type": "keyUp", "key": text}),
-            )?;
-        }
+    /// Load `page?search=QUERY` afresh and wait for mdBook's searcher to show
+    /// its results for QUERY; the result links.
+    fn search_on_load(&mut self, base: &str, page: &str, query: &str) -> Result<Vec<String>> {
+        let encoded: String = query.bytes().map(|b| format!("%{b:02X}")).collect();
+        self.navigate(&format!("{base}{page}?search={encoded}"))?;
+        let query_js = serde_json::to_string(query)?;
         let deadline = Instant::now() + TIMEOUT;
         loop {
-            let state = self.eval(
-                "[document.getElementById('mdbook-searchbar').value, \
-                 document.getElementById('mdbook-searchresults-header').innerText, \
-                 Array.from(document.querySelectorAll('#mdbook-searchresults li a'), a => a.getAttribute('href'))]",
-            )?;
-            let header = state[1].as_str().unwrap_or("");
-            if state[0] == json!(query) && header.contains(query) {
-                return Ok(state[2]
+            let state = self.eval(&format!(
+                "[document.getElementById('mdbook-searchresults-header').innerText.includes({query_js}), \
+                 Array.from(document.querySelectorAll('#mdbook-searchresults li a'), a => a.getAttribute('href'))]"
+            ))?;
+            if state[0] == json!(true) {
+                return Ok(state[1]
                     .as_array()
                     .into_iter()
                     .flatten()
@@ -419,9 +503,9 @@ impl Browser {
                     .collect());
             }
             if Instant::now() > deadline {
-                bail!("searching {query:?}: no results header after {TIMEOUT:?} (search bar {}, header {header:?})", state[0]);
+                bail!("?search={query} on {page}: no results header after {TIMEOUT:?}");
             }
-            std::thread::sleep(Duration::from_millis(100));
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
 
@@ -452,8 +536,10 @@ impl Browser {
         let data = shot["data"]
             .as_str()
             .context("Page.captureScreenshot returned no data")?;
-        fs::write(path, base64_decode(data)?)
-            .with_context(|| format!("writing {}", path.display()))?;
+        let png = STANDARD
+            .decode(data)
+            .context("Page.captureScreenshot returned invalid base64")?;
+        fs::write(path, png).with_context(|| format!("writing {}", path.display()))?;
         eprintln!("book: screenshot {}", path.display());
         Ok(())
     }
@@ -468,42 +554,9 @@ impl Browser {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = fs::remove_dir_all(&self.profile);
-        std::mem::take(&mut self.events)
-    }
-}
-
-fn base64_decode(text: &str) -> Result<Vec<u8>> {
-    let mut out = Vec::with_capacity(text.len() / 4 * 3);
-    let (mut bits, mut count) = (0u32, 0);
-    for byte in text.bytes().filter(|b| *b != b'=') {
-        let value = match byte {
-            b'A'..=b'Z' => byte - b'A',
-            b'a'..=b'z' => byte - b'a' + 26,
-            b'0'..=b'9' => byte - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return Err(anyhow!("invalid base64 byte {byte:#x}")),
-        };
-        bits = (bits << 6 | u32::from(value)) & 0xffff;
-        count += 6;
-        if count >= 8 {
-            count -= 8;
-            out.push((bits >> count) as u8);
-        }
-    }
-    Ok(out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn decodes_base64() {
-        assert_eq!(base64_decode("aGVsbG8=").unwrap(), b"hello");
-        assert_eq!(base64_decode("5Lit5paH").unwrap(), "中文".as_bytes());
-        assert_eq!(base64_decode("").unwrap(), b"");
-        assert!(base64_decode("a*").is_err());
+        let events = std::mem::take(&mut self.events);
+        // Chromium has exited: nothing writes to the profile any more.
+        let _ = self.profile.close();
+        events
     }
 }

@@ -6,11 +6,13 @@ use std::time::Instant;
 
 use anyhow::{bail, Result};
 
+use super::source::{LANGUAGES, PAGES};
 use super::{browser, build, html, install, search, source, transcripts};
 use crate::{deps, workspace};
 
-/// The Chinese word the search tests look for: every Chinese page talks about the kernel.
-pub const ZH_QUERY: &str = "内核";
+/// The Chinese words the search tests look for (kernel, probe, trace, return
+/// value): words a reader of the Chinese pages searches for.
+pub const ZH_QUERIES: [&str; 4] = ["内核", "探针", "跟踪", "返回值"];
 
 /// Problems found so far; each is printed when found.
 #[derive(Default)]
@@ -22,7 +24,7 @@ impl Problems {
         self.0.push(problem);
     }
 
-    fn len(&self) -> usize {
+    pub fn len(&self) -> usize {
         self.0.len()
     }
 }
@@ -48,18 +50,30 @@ pub fn run() -> Result<()> {
         |p| html::check(&site, p),
     )?;
     stage(
-        &format!("search index: {ZH_QUERY:?} finds a Chinese page"),
+        &format!("search index: each of {ZH_QUERIES:?} finds a Chinese page"),
         &mut problems,
-        |p| search::check(&site, ZH_QUERY, p),
+        |p| {
+            ZH_QUERIES
+                .iter()
+                .try_for_each(|query| search::check(&site, query, p))
+        },
     )?;
     let plan = browser::Plan {
-        en_page: "en/lesson-02-kprobe.html",
-        zh_page: "zh/lesson-02-kprobe.html",
-        zh_query: ZH_QUERY,
+        en_page: "en/setup.html",
+        zh_page: "zh/setup.html",
+        section: "running-in-a-vm",
+        zh_queries: &ZH_QUERIES,
         en_query: "kprobe",
+        pages: LANGUAGES
+            .iter()
+            .flat_map(|lang| PAGES.iter().map(move |name| format!("{lang}/{name}.html")))
+            .collect(),
     };
     stage(
-        "headless Chromium: language links, lang, fonts, search",
+        &format!(
+            "headless Chromium: language links, lang, fonts, search ({} fresh loads per query), previous/next",
+            browser::LOADS
+        ),
         &mut problems,
         |p| browser::check(&site, &plan, &out, p),
     )?;

@@ -1,17 +1,23 @@
 //! Checks on the built HTML, offline: every relative link and #anchor
 //! resolves, nothing is loaded from the network, no include was left
-//! unexpanded, every code block has a language, and every page links to its
-//! twin in the other language (Chinese pages inside <div lang="zh-CN">).
+//! unexpanded, every code block has a language, no stray space sits between
+//! two Chinese characters, every page links to its twin in the other language
+//! (Chinese pages inside <div lang="zh-CN">), and the chapters carry no numbers.
+//! The link check stays here rather than in lychee-lib: it must resolve
+//! mdBook's <base>, anchors in pages and "loaded with the page" rules offline,
+//! and lychee brings an async HTTP stack that this check never uses.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Component, Path, PathBuf};
 
 use anyhow::{Context, Result};
+use scraper::{Html, Selector};
 
 use super::check::Problems;
 use super::server::percent_decode;
 use super::source::{LANGUAGES, PAGES};
+use super::spacing;
 use crate::workspace;
 
 /// Attributes that name another file: (tag, attribute, loaded with the page?).
@@ -97,6 +103,11 @@ pub fn check(site: &Path, problems: &mut Problems) -> Result<()> {
                 "{source}: an {{{{#include}}}} was left unexpanded (mdBook could not resolve it)"
             ));
         }
+        for gap in spacing::stray_spaces(&page.text) {
+            problems.add(format!(
+                "{source}: a space between Chinese characters: {gap:?} (join the lines, or drop the space)"
+            ));
+        }
         let untagged = page
             .text
             .split("<pre>")
@@ -114,7 +125,41 @@ pub fn check(site: &Path, problems: &mut Problems) -> Result<()> {
         }
     }
 
+    // mdBook numbers the chapters through the whole book: the Chinese part
+    // would be 8-14. book.toml's no-section-label turns numbers off.
+    let toc = fs::read_to_string(site.join("toc.html")).context("reading the built toc.html")?;
+    if toc.contains("<strong aria-hidden=\"true\">") {
+        problems.add(
+            "built toc.html: the chapters are numbered, the Chinese ones after the English \
+             (set no-section-label = true in book.toml)"
+                .into(),
+        );
+    }
+
     for name in PAGES {
+        let heading_ids = |lang: &str| -> Option<BTreeSet<&str>> {
+            let page = pages.get(&PathBuf::from(format!("{lang}/{name}.html")))?;
+            let headings = ["h1", "h2", "h3", "h4", "h5", "h6"];
+            Some(
+                page.tags
+                    .iter()
+                    .filter(|t| headings.contains(&t.name.as_str()))
+                    .filter_map(|t| t.get("id"))
+                    .collect(),
+            )
+        };
+        if let (Some(en), Some(zh)) = (heading_ids("en"), heading_ids("zh")) {
+            let only = |a: &BTreeSet<&str>, b: &BTreeSet<&str>| -> Vec<String> {
+                a.difference(b).map(|id| id.to_string()).collect()
+            };
+            for (lang, missing) in [("zh", only(&en, &zh)), ("en", only(&zh, &en))] {
+                if !missing.is_empty() {
+                    problems.add(format!(
+                        "built {lang}/{name}.html: no heading with id {missing:?}, which the other language has (generated pages included)"
+                    ));
+                }
+            }
+        }
         for lang in LANGUAGES {
             let other = if lang == "en" { "zh" } else { "en" };
             let file = PathBuf::from(format!("{lang}/{name}.html"));
@@ -252,101 +297,22 @@ fn normalize(path: &Path) -> Option<PathBuf> {
     Some(out)
 }
 
-/// The start tags of an HTML document, with decoded attribute values. Skips
-/// comments, and the contents of <script> and <style>.
+/// The elements of an HTML document in document order, with decoded
+/// attribute values (html5ever, through scraper: comments and the text of
+/// <script> and <style> are not elements).
 fn tags(html: &str) -> Vec<Tag> {
-    let mut tags = Vec::new();
-    let mut rest = html;
-    while let Some(at) = rest.find('<') {
-        rest = &rest[at + 1..];
-        if let Some(after) = rest.strip_prefix("!--") {
-            rest = after.find("-->").map_or("", |end| &after[end + 3..]);
-            continue;
-        }
-        if rest.starts_with(['!', '/', '?']) {
-            continue;
-        }
-        let name_len = rest
-            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
-            .unwrap_or(rest.len());
-        if name_len == 0 {
-            continue;
-        }
-        let name = rest[..name_len].to_ascii_lowercase();
-        let (attributes, consumed) = attributes(&rest[name_len..]);
-        rest = &rest[name_len + consumed..];
-        if name == "script" || name == "style" {
-            let close = format!("</{name}");
-            rest = rest.find(&close).map_or("", |end| &rest[end..]);
-        }
-        tags.push(Tag { name, attributes });
-    }
-    tags
-}
-
-/// Attributes up to the tag's `>`; how many bytes that took.
-fn attributes(text: &str) -> (Vec<(String, String)>, usize) {
-    let bytes = text.as_bytes();
-    let mut attributes = Vec::new();
-    let mut i = 0;
-    loop {
-        while i < bytes.len() && (bytes[i].is_ascii_whitespace() || bytes[i] == b'/') {
-            i += 1;
-        }
-        if i >= bytes.len() || bytes[i] == b'>' {
-            return (attributes, (i + 1).min(bytes.len()));
-        }
-        let start = i;
-        while i < bytes.len() && !b" \t\r\n=>/".contains(&bytes[i]) {
-            i += 1;
-        }
-        let name = text[start..i].to_ascii_lowercase();
-        while i < bytes.len() && bytes[i].is_ascii_whitespace() {
-            i += 1;
-        }
-        let mut value = String::new();
-        if i < bytes.len() && bytes[i] == b'=' {
-            i += 1;
-            while i < bytes.len() && bytes[i].is_ascii_whitespace() {
-                i += 1;
-            }
-            let (begin, end) = match bytes.get(i) {
-                Some(&quote @ (b'"' | b'\'')) => {
-                    let end = text[i + 1..]
-                        .find(quote as char)
-                        .map_or(bytes.len(), |e| i + 1 + e);
-                    (i + 1, end)
-                }
-                _ => {
-                    let end = text[i..]
-                        .find(|c: char| c.is_ascii_whitespace() || c == '>')
-                        .map_or(bytes.len(), |e| i + e);
-                    (i, end)
-                }
-            };
-            value = unescape(&text[begin..end]);
-            i = if bytes.get(end).is_some_and(|b| *b == b'"' || *b == b'\'') {
-                end + 1
-            } else {
-                end
-            };
-        }
-        if name.is_empty() {
-            i += 1;
-        } else {
-            attributes.push((name, value));
-        }
-    }
-}
-
-fn unescape(value: &str) -> String {
-    value
-        .replace("&quot;", "\"")
-        .replace("&#34;", "\"")
-        .replace("&#39;", "'")
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&amp;", "&")
+    let every = Selector::parse("*").expect("a valid selector");
+    Html::parse_document(html)
+        .select(&every)
+        .map(|element| Tag {
+            name: element.value().name().to_string(),
+            attributes: element
+                .value()
+                .attrs()
+                .map(|(name, value)| (name.to_string(), value.to_string()))
+                .collect(),
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -359,10 +325,10 @@ mod tests {
             <script>if (a < b) { x = "<a href='no'>"; }</script><h2 id='sec'>S</h2><br/>"#;
         let found = tags(html);
         let names: Vec<&str> = found.iter().map(|t| t.name.as_str()).collect();
-        assert_eq!(names, ["a", "script", "h2", "br"]);
-        assert_eq!(found[0].get("href"), Some("x.html#a&b"));
-        assert_eq!(found[0].get("class"), Some("plain"));
-        assert_eq!(found[2].get("id"), Some("sec"));
+        assert_eq!(names, ["html", "head", "body", "a", "script", "h2", "br"]);
+        assert_eq!(found[3].get("href"), Some("x.html#a&b"));
+        assert_eq!(found[3].get("class"), Some("plain"));
+        assert_eq!(found[5].get("id"), Some("sec"));
     }
 
     #[test]
@@ -376,7 +342,8 @@ mod tests {
 
     #[test]
     fn resolves_links_and_anchors() {
-        let site = std::env::temp_dir().join(format!("xtask-book-html-{}", std::process::id()));
+        let dir = tempfile::tempdir().unwrap();
+        let site = dir.path().to_path_buf();
         fs::create_dir_all(site.join("en")).unwrap();
         fs::create_dir_all(site.join("zh")).unwrap();
         fs::write(site.join("en/a.html"), "").unwrap();
@@ -418,6 +385,5 @@ mod tests {
             ),
             Ok(())
         );
-        fs::remove_dir_all(&site).unwrap();
     }
 }

@@ -9,6 +9,7 @@ mod install;
 mod search;
 mod server;
 mod source;
+mod spacing;
 mod transcripts;
 
 use std::os::fd::{FromRawFd, OwnedFd};

@@ -1,7 +1,7 @@
 //! The search index test: a Chinese word finds Chinese pages. mdBook's own
-//! search cannot (mdBook issue #1081); theme/cjk-search.js searches the
-//! section texts stored in the built index instead. This test runs the same
-//! rule on the same index, without a browser: every space-separated term
+//! search cannot (mdBook issue #1081); the script in theme/head.hbs searches
+//! the section texts stored in the built index instead. This test runs the
+//! same rule on the same index, without a browser: every space-separated term
 //! must occur in the section's title or body, case-insensitively.
 
 use std::fs;
@@ -66,7 +66,7 @@ fn unescape_js(text: &str) -> String {
     out
 }
 
-/// The URLs of the sections matching `query`, the rule of theme/cjk-search.js.
+/// The URLs of the sections matching `query`, the rule of theme/head.hbs.
 fn search(index: &Value, query: &str) -> Vec<String> {
     let terms: Vec<String> = query
         .to_lowercase()

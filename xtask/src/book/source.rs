@@ -67,6 +67,8 @@ pub fn check(problems: &mut Problems) -> Result<()> {
         }
         if let [(en_file, en), (zh_file, zh)] = &pages[..] {
             compare_ids(en_file, en, zh_file, zh, problems);
+            compare_asides(en_file, en, zh_file, zh, problems);
+            chinese_terms(zh_file, zh, problems);
         }
     }
 
@@ -153,6 +155,8 @@ struct Scan {
     includes: Vec<Include>,
     /// Lines underlining a setext heading, which cannot carry our ids cleanly.
     setext: Vec<usize>,
+    /// Lines outside code blocks (headings included), with their numbers.
+    prose: Vec<(usize, String)>,
 }
 
 /// One pass over a page: headings outside code, fenced code blocks, includes anywhere.
@@ -191,6 +195,7 @@ fn scan(text: &str) -> Scan {
             previous_is_text = false;
             continue;
         }
+        scan.prose.push((number, line.to_string()));
         if let Some(heading) = atx_heading(trimmed, number) {
             scan.headings.push(heading);
             previous_is_text = false;
@@ -366,6 +371,32 @@ fn resolve_include(dir: &Path, include: &Include) -> Result<(), String> {
 }
 
 /// Same section ids, in the same order, in a page and its translation.
+/// The optional deep dives (theme/lang.css): the same number in both languages.
+const ASIDE: &str = "<aside class=\"deep-dive\">";
+
+fn compare_asides(en_file: &str, en: &Scan, zh_file: &str, zh: &Scan, problems: &mut Problems) {
+    let count = |scan: &Scan| scan.prose.iter().filter(|(_, l)| l.contains(ASIDE)).count();
+    let (in_en, in_zh) = (count(en), count(zh));
+    if in_en != in_zh {
+        problems.add(format!(
+            "{zh_file}: {in_zh} optional asides ({ASIDE}), {en_file} has {in_en}: the same deep dives in both"
+        ));
+    }
+}
+
+/// One Chinese word per term: 附加 for attaching a program, 挂载 for
+/// mounting a file system. A bare 挂 (挂上, 挂到, 挂好) means either.
+fn chinese_terms(zh_file: &str, zh: &Scan, problems: &mut Problems) {
+    for (line, text) in &zh.prose {
+        let prose = text.split('`').step_by(2).collect::<String>();
+        if prose.replace("挂载", "").contains('挂') {
+            problems.add(format!(
+                "{zh_file}:{line}: 挂 without 载: write 附加 for attach, 挂载 for mount"
+            ));
+        }
+    }
+}
+
 fn compare_ids(en_file: &str, en: &Scan, zh_file: &str, zh: &Scan, problems: &mut Problems) {
     let ids = |scan: &Scan| -> Vec<(String, usize)> {
         scan.headings
@@ -491,8 +522,8 @@ mod tests {
 
     #[test]
     fn anchors_must_open_and_close() {
-        let dir = std::env::temp_dir().join(format!("xtask-book-source-{}", std::process::id()));
-        fs::create_dir_all(&dir).unwrap();
+        let temp = tempfile::tempdir().unwrap();
+        let dir = temp.path().to_path_buf();
         fs::write(
             dir.join("a.c"),
             "// ANCHOR: entry\nint x;\n// ANCHOR_END: entry\n/* ANCHOR: half */\n",
@@ -512,7 +543,6 @@ mod tests {
             .contains("ANCHOR: missing"));
         assert_eq!(resolve_include(&dir, &include("2:3")), Ok(()));
         assert!(resolve_include(&dir, &include("9:")).is_err());
-        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
@@ -527,5 +557,25 @@ mod tests {
             summary_paths("# Summary\n\n[unlink-lab](index.md)\n\n- [Setup](en/setup.md)\n"),
             ["index.md", "en/setup.md"]
         );
+    }
+
+    #[test]
+    fn one_word_for_attach_another_for_mount() {
+        let mut problems = Problems::default();
+        let zh = scan("先挂载 tracefs，再附加程序。\n```sh\n# 挂 in code is fine\n```\n`挂` too\n");
+        chinese_terms("zh.md", &zh, &mut problems);
+        assert_eq!(problems.len(), 0);
+        chinese_terms("zh.md", &scan("把程序挂到函数上\n"), &mut problems);
+        assert_eq!(problems.len(), 1);
+    }
+
+    #[test]
+    fn asides_come_in_pairs() {
+        let mut problems = Problems::default();
+        let aside = "<aside class=\"deep-dive\">\n\ntext\n\n</aside>\n";
+        compare_asides("en", &scan(aside), "zh", &scan(aside), &mut problems);
+        assert_eq!(problems.len(), 0);
+        compare_asides("en", &scan(aside), "zh", &scan("text\n"), &mut problems);
+        assert_eq!(problems.len(), 1);
     }
 }

@@ -1,4 +1,4 @@
-//! apt with its own sources, lists, cache and status under target/vm/apt/:
+//! apt with its own sources, lists, cache and status in a private directory:
 //! Debian packages of any architecture are downloaded and unpacked without
 //! touching the system's sources or its dpkg database.
 
@@ -8,6 +8,7 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
+use super::apt_root::AptRoot;
 use super::Arch;
 use crate::{cmd, workspace};
 
@@ -16,9 +17,11 @@ const SYSTEM_KEYRING: &str = "/usr/share/keyrings/debian-archive-keyring.gpg";
 /// newer than this machine's: the trust path to a key that signs a newer suite.
 const KEYRING_SUITE: &str = "trixie";
 
-/// apt with its own sources, lists, cache and status under target/vm/apt/NAME.
+/// apt with its own sources, lists, cache and status in a private directory
+/// (removed when dropped) that downloads as `_apt`, not as root, and
+/// resolves packages for one architecture.
 pub(crate) struct PrivateApt {
-    root: PathBuf,
+    root: AptRoot,
     arch: Arch,
 }
 
@@ -29,19 +32,14 @@ pub(crate) struct Package {
 }
 
 impl PrivateApt {
-    fn new(name: &str, suite_names: &[&str], keyring: &Path, arch: Arch) -> Result<PrivateApt> {
-        let root = workspace::vm_dir()
-            .join("apt")
-            .join(format!("{}{name}", arch.cache_prefix()));
-        for dir in [
-            "etc/sources.list.d",
-            "etc/preferences.d",
-            "state/lists/partial",
-            "cache/archives/partial",
-        ] {
-            fs::create_dir_all(root.join(dir))
-                .with_context(|| format!("creating {}", root.join(dir).display()))?;
-        }
+    fn new(suite_names: &[&str], keyring: &Path, arch: Arch) -> Result<PrivateApt> {
+        let root = AptRoot::new()?;
+        root.dir("etc/sources.list.d")?;
+        root.dir("etc/preferences.d")?;
+        root.download_dir("state/lists/partial")?;
+        root.download_dir("cache/archives/partial")?;
+        let keyring = root.keyring(keyring)?;
+        let root_path = root.path();
         let mirrors = system_mirrors()?;
         let sources: String = suite_names
             .iter()
@@ -54,18 +52,16 @@ impl PrivateApt {
                 format!("deb [signed-by={}] {uri} {suite} main\n", keyring.display())
             })
             .collect();
-        fs::write(root.join("etc/sources.list"), sources)?;
+        fs::write(root_path.join("etc/sources.list"), sources)?;
         // An empty dpkg status: nothing is "installed", so every package resolves from the suite alone.
-        fs::write(root.join("state/status"), "")?;
+        fs::write(root_path.join("state/status"), "")?;
         Ok(PrivateApt { root, arch })
     }
 
     /// Updated lists for these suites, verified with the system keyring or,
     /// when that lacks the suite's signing key, with a newer Debian keyring.
-    /// `name` is its directory: one per user, so that parallel users (a
-    /// kernel and busybox fetched by parallel tests) never share one.
-    pub(crate) fn verified(name: &str, suite_names: &[&str], arch: Arch) -> Result<PrivateApt> {
-        let apt = PrivateApt::new(name, suite_names, Path::new(SYSTEM_KEYRING), arch)?;
+    pub(crate) fn verified(suite_names: &[&str], arch: Arch) -> Result<PrivateApt> {
+        let apt = PrivateApt::new(suite_names, Path::new(SYSTEM_KEYRING), arch)?;
         if apt.update()? {
             return Ok(apt);
         }
@@ -74,7 +70,7 @@ impl PrivateApt {
             suite_names[0]
         );
         let keyring = newer_keyring()?;
-        let apt = PrivateApt::new(name, suite_names, &keyring, arch)?;
+        let apt = PrivateApt::new(suite_names, &keyring, arch)?;
         if !apt.update()? {
             bail!(
                 "no Debian keyring here (nor debian-archive-keyring from {KEYRING_SUITE}) has the key that signs {}",
@@ -86,7 +82,7 @@ impl PrivateApt {
 
     pub(crate) fn command(&self, program: &str) -> Command {
         let mut command = Command::new(program);
-        let path = |p: &str| self.root.join(p).display().to_string();
+        let path = |p: &str| self.root.path().join(p).display().to_string();
         for option in [
             format!("Dir::Etc::SourceList={}", path("etc/sources.list")),
             format!("Dir::Etc::SourceParts={}", path("etc/sources.list.d")),
@@ -101,11 +97,6 @@ impl PrivateApt {
         ] {
             command.arg("-o").arg(option);
         }
-        if workspace::is_root() {
-            // Root's apt downloads as _apt, which cannot write to target/: it
-            // falls back to root with a warning. Say so up front instead.
-            command.args(["-o", "APT::Sandbox::User=root"]);
-        }
         command
     }
 
@@ -119,7 +110,7 @@ impl PrivateApt {
         } else {
             bail!(
                 "apt-get update failed ({status}) for the sources in {}",
-                self.root.display()
+                self.root.path().display()
             )
         }
     }
@@ -143,16 +134,23 @@ impl PrivateApt {
     }
 
     /// Download the packages into this apt's directory and `dpkg -x` them all
-    /// into one tree, which the caller removes when done.
+    /// into one tree, which lives as long as this apt (or until the caller
+    /// removes it).
     pub(crate) fn download_and_unpack(&self, names: &[&str]) -> Result<PathBuf> {
-        let debs = self.root.join("debs");
-        let unpacked = self.root.join("unpacked");
-        for dir in [&debs, &unpacked] {
-            if dir.exists() {
-                fs::remove_dir_all(dir)?;
-            }
-            fs::create_dir_all(dir)?;
+        let unpacked = self.root.path().join("unpacked");
+        if unpacked.exists() {
+            fs::remove_dir_all(&unpacked)?;
         }
+        fs::create_dir(&unpacked)?;
+        self.unpack_into(names, &unpacked)?;
+        Ok(unpacked)
+    }
+
+    /// Download the packages and `dpkg -x` them all into `dir`, which exists;
+    /// for a tree that outlives this apt (on another file system than its
+    /// temporary directory, perhaps).
+    pub(crate) fn unpack_into(&self, names: &[&str], dir: &Path) -> Result<()> {
+        let debs = self.root.download_dir("debs")?;
         cmd::run(
             self.command("apt-get")
                 .current_dir(&debs)
@@ -160,15 +158,10 @@ impl PrivateApt {
                 .args(names),
         )?;
         for deb in fs::read_dir(&debs)? {
-            cmd::run(
-                Command::new("dpkg")
-                    .arg("-x")
-                    .arg(deb?.path())
-                    .arg(&unpacked),
-            )?;
+            cmd::run(Command::new("dpkg").arg("-x").arg(deb?.path()).arg(dir))?;
         }
         fs::remove_dir_all(&debs)?;
-        Ok(unpacked)
+        Ok(())
     }
 }
 
@@ -179,12 +172,7 @@ fn newer_keyring() -> Result<PathBuf> {
     if cached.is_file() {
         return Ok(cached);
     }
-    let apt = PrivateApt::new(
-        "keyring",
-        &[KEYRING_SUITE],
-        Path::new(SYSTEM_KEYRING),
-        Arch::X86_64,
-    )?;
+    let apt = PrivateApt::new(&[KEYRING_SUITE], Path::new(SYSTEM_KEYRING), Arch::X86_64)?;
     if !apt.update()? {
         bail!("{SYSTEM_KEYRING} cannot verify Debian {KEYRING_SUITE} either: update debian-archive-keyring on this machine");
     }

@@ -39,7 +39,7 @@ pub fn busybox(arch: Arch) -> Result<PathBuf> {
     if cached.is_file() {
         return Ok(cached);
     }
-    let apt = PrivateApt::verified("busybox", &["bookworm"], arch)?;
+    let apt = PrivateApt::verified(&["bookworm"], arch)?;
     let unpacked = apt.download_and_unpack(&["busybox-static"])?;
     let partial = dir.join("busybox.partial");
     fs::copy(unpacked.join("bin/busybox"), &partial)
@@ -334,16 +334,21 @@ exec 3>/dev/{stdout} 4>/dev/{stderr}
 # raw: bytes pass unchanged (no \n -> \r\n)
 stty -F /dev/{stdout} raw -echo
 stty -F /dev/{stderr} raw -echo
+# the host's watcher takes a silent console for a hung guest
+(while sleep {heartbeat}; do printf '\r'; done) >/dev/{console} 2>&1 </dev/null 3>&- 4>&- &
+heartbeat=$!
 {exports}cd /tmp
 {argv} </dev/null >/dev/{stdout} 2>/dev/{stderr} 3>&- 4>&-
 status=$?
+kill $heartbeat
 # stty sets modes with TCSADRAIN: it returns once the ports have sent everything
 stty -F /dev/{stdout} raw
 stty -F /dev/{stderr} raw
 echo "{STATUS_MARKER}$status" >/dev/{console}
 poweroff -f
 "#,
-        argv = argv.join(" ")
+        argv = argv.join(" "),
+        heartbeat = super::watch::HEARTBEAT_SECS,
     ))
 }
 

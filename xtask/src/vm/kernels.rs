@@ -6,8 +6,9 @@
 
 use std::fmt;
 use std::fs::{self, File};
-use std::io::Read;
+use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
@@ -206,18 +207,24 @@ fn bootable(dir: &Path, vmlinuz: &Path) -> Result<PathBuf> {
     }) else {
         return Ok(vmlinuz.to_path_buf());
     };
-    // Unique names: parallel runs may extract at the same time.
-    let partial = |ext: &str| dir.join(format!("vmlinux.{}.{ext}", std::process::id()));
-    fs::write(partial(tool), compressed)?;
+    // Temp files created exclusively next to the result (parallel runs may
+    // extract at the same time), removed if anything fails.
+    let mut input = tempfile::NamedTempFile::new_in(dir)?;
+    input.write_all(compressed)?;
+    let output = tempfile::NamedTempFile::new_in(dir)?;
     let mut command = Command::new(tool);
     command
         .args(["--decompress", "--stdout"])
-        .arg(partial(tool))
-        .stdout(File::create(partial("partial"))?);
+        .arg(input.path())
+        .stdout(output.reopen()?);
     cmd::run(&mut command)
         .with_context(|| format!("decompressing the kernel: install {package}"))?;
-    fs::remove_file(partial(tool))?;
-    fs::rename(partial("partial"), &vmlinux)?;
+    output
+        .as_file()
+        .set_permissions(fs::Permissions::from_mode(0o644))?;
+    output
+        .persist(&vmlinux)
+        .with_context(|| format!("writing {}", vmlinux.display()))?;
     Ok(vmlinux)
 }
 
@@ -246,7 +253,7 @@ fn download(name: &str, version: &str, suite_names: &[&str], dir: &Path, arch: A
         arch.debian(),
         suite_names.join(" + ")
     );
-    let apt = PrivateApt::verified(suite_names[0], suite_names, arch)?;
+    let apt = PrivateApt::verified(suite_names, arch)?;
     let (release, packages) = kernel_packages(&apt, version, arch)?;
     let total: u64 = packages.iter().map(|p| p.size).sum();
     for package in &packages {
@@ -430,6 +437,29 @@ fn same_minor(version: &str, minor: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Extraction writes only through exclusive temp files: afterwards the
+    /// directory holds vmlinux (0644) and nothing else new.
+    #[test]
+    #[ignore = "needs the debian-6.12 kernel cache; run by `cargo xtask test`"]
+    fn vmlinux_is_extracted_through_temp_files() {
+        let cache = cache_dir(DEFAULT);
+        let dir = tempfile::tempdir().unwrap();
+        for file in ["vmlinuz", "config"] {
+            fs::copy(cache.join(file), dir.path().join(file)).unwrap();
+        }
+        let vmlinux = bootable(dir.path(), &dir.path().join("vmlinuz")).unwrap();
+        assert_eq!(vmlinux, dir.path().join("vmlinux"));
+        let mut names: Vec<String> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["config", "vmlinux", "vmlinuz"]);
+        let meta = fs::metadata(&vmlinux).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o644);
+        assert!(meta.len() > 10_000_000);
+    }
 
     #[test]
     fn matrix_names_map_to_suites_and_specs() {

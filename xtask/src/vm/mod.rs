@@ -13,17 +13,20 @@
 //! ```
 
 pub(crate) mod apt;
+mod apt_root;
 mod initramfs;
 pub mod kernels;
 mod modules;
 mod qemu;
+mod tcg;
+mod watch;
 
 use std::ffi::OsString;
 use std::fs::{self, File};
 use std::io::{IsTerminal, Write};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -51,6 +54,9 @@ pub struct VmRun {
     pub memory_mib: u32,
     /// For the whole boot and run; then QEMU is killed and the run fails.
     pub timeout: Duration,
+    /// A guest that prints nothing for this long (its init writes a heartbeat
+    /// every few seconds) is hung: QEMU is killed and the run fails.
+    pub silence_limit: Duration,
     pub accel: Accel,
     /// Appended to the kernel command line.
     pub append: Vec<String>,
@@ -139,7 +145,7 @@ pub struct VmOutput {
 }
 
 impl VmRun {
-    /// Defaults: 2 CPUs, 1024 MiB, 300 s, TCG.
+    /// Defaults: 2 CPUs, 1024 MiB, 300 s, hung after 60 s of silence, TCG.
     pub fn new(
         kernel: impl Into<KernelSpec>,
         command: impl IntoIterator<Item = impl Into<OsString>>,
@@ -153,16 +159,16 @@ impl VmRun {
             smp: 2,
             memory_mib: 1024,
             timeout: Duration::from_secs(300),
+            silence_limit: Duration::from_secs(60),
             accel: Accel::Tcg,
             append: Vec::new(),
             verbose: false,
         }
     }
 
-    /// Run and collect stdout and stderr. A guest kernel that dies before the
-    /// command reports its status is booted once more: emulated SMP (TCG) now
-    /// and then trips over the kernel's own live code patching (seen on 7.2: an
-    /// int3 oops in the idle path, once in some hundreds of runs). A crash of
+    /// Run and collect stdout and stderr. A guest kernel that dies, oopses or
+    /// hangs is booted once more: emulated SMP (TCG) now and then trips over
+    /// the kernel's own live code patching (an int3 oops on 7.2). A crash of
     /// the command's own making happens again and still fails.
     pub fn run_captured(&self) -> Result<VmOutput> {
         match self.run(false) {
@@ -205,28 +211,28 @@ impl VmRun {
         let init = initramfs::init_script(&argv, &self.guest_env(stream), ports)?;
         let initrd = dir.join("initramfs.cpio");
         let busybox = initramfs::busybox(self.arch)?;
-        fs::write(
-            &initrd,
-            initramfs::build(
-                &init,
-                &busybox,
-                &kernel.modules,
-                &executables,
-                &dir,
-                self.arch,
-            )?,
-        )
-        .with_context(|| format!("writing {}", initrd.display()))?;
+        let archive = initramfs::build(
+            &init,
+            &busybox,
+            &kernel.modules,
+            &executables,
+            &dir,
+            self.arch,
+        )?;
+        File::create_new(&initrd)
+            .and_then(|mut file| file.write_all(&archive))
+            .with_context(|| format!("writing {}", initrd.display()))?;
 
         let serial = ["console.log", "stdout.log", "stderr.log"].map(|name| dir.join(name));
         for path in &serial {
-            File::create(path).with_context(|| format!("creating {}", path.display()))?;
+            File::create_new(path).with_context(|| format!("creating {}", path.display()))?;
         }
         let mut collected: [Vec<u8>; 3] = Default::default();
         let finished = qemu::run(
             qemu::command(self, &kernel.image, &initrd, &serial),
             &serial,
             self.timeout,
+            self.silence_limit,
             |port, bytes| {
                 match port {
                     qemu::STDOUT if stream => {
@@ -253,12 +259,21 @@ impl VmRun {
             KernelSpec::Debian(name) => format!("{}{name}", self.arch.cache_prefix()),
             KernelSpec::Path(_) => kernel.release.clone(),
         };
-        let console_log = keep_console_log(&serial[qemu::CONSOLE], &label, status.is_some())?;
+        let ok = status.is_some() && finished.stopped.is_none();
+        let console_log = keep_console_log(&serial[qemu::CONSOLE], &label, ok)?;
+        let vm = format!("the VM ({}, Linux {})", kernel.name, kernel.release);
+        if let Some(stop) = finished.stopped {
+            return Err(GuestDied(format!(
+                "{vm} ended after {:.1} s: {stop}\nconsole log: {}",
+                finished.elapsed.as_secs_f64(),
+                console_log.display()
+            ))
+            .into());
+        }
         let Some(status) = status else {
             if stream && !self.verbose && !console.trim().is_empty() {
                 eprintln!("vm: the kernel console:\n{console}");
             }
-            let vm = format!("the VM ({}, Linux {})", kernel.name, kernel.release);
             if finished.timed_out {
                 bail!(
                     "{vm} did not finish within {} s; console log: {}",
@@ -373,14 +388,13 @@ fn on_path(program: &str) -> Option<PathBuf> {
         .find(|path| path.is_file())
 }
 
-/// A fresh directory for one run's initramfs and serial files, removed when
-/// dropped. Directories of runs whose process is gone (Ctrl-C) are removed on
-/// the way.
-struct RunDir(PathBuf);
+/// A fresh private directory (mode 0700, created exclusively) for one run's
+/// initramfs and serial files, removed when dropped. Directories of runs
+/// whose process is gone (Ctrl-C) are removed on the way.
+struct RunDir(tempfile::TempDir);
 
 impl RunDir {
     fn new() -> Result<RunDir> {
-        static RUNS: AtomicUsize = AtomicUsize::new(0);
         let runs = workspace::vm_dir().join("runs");
         for entry in fs::read_dir(&runs).into_iter().flatten().flatten() {
             let name = entry.file_name();
@@ -390,12 +404,12 @@ impl RunDir {
                 let _ = fs::remove_dir_all(entry.path());
             }
         }
-        let dir = runs.join(format!(
-            "{}-{}",
-            std::process::id(),
-            RUNS.fetch_add(1, Ordering::Relaxed)
-        ));
-        fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        fs::create_dir_all(&runs).with_context(|| format!("creating {}", runs.display()))?;
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("{}-", std::process::id()))
+            .permissions(fs::Permissions::from_mode(0o700))
+            .tempdir_in(&runs)
+            .with_context(|| format!("creating a run directory in {}", runs.display()))?;
         Ok(RunDir(dir))
     }
 }
@@ -404,13 +418,7 @@ impl std::ops::Deref for RunDir {
     type Target = Path;
 
     fn deref(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for RunDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
+        self.0.path()
     }
 }
 
@@ -431,4 +439,31 @@ fn keep_console_log(log: &Path, label: &str, ok: bool) -> Result<PathBuf> {
     };
     fs::rename(log, &kept).with_context(|| format!("keeping {}", kept.display()))?;
     Ok(kept)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Run directories are private and fresh: no one else can read or plant
+    /// files in them, and two runs never share one.
+    #[test]
+    fn run_directories_are_private_and_unique() {
+        let (a, b) = (RunDir::new().unwrap(), RunDir::new().unwrap());
+        assert_ne!(&*a, &*b);
+        for dir in [&a, &b] {
+            let meta = fs::symlink_metadata(&**dir).unwrap();
+            assert!(meta.is_dir());
+            assert_eq!(
+                meta.permissions().mode() & 0o777,
+                0o700,
+                "{}",
+                dir.display()
+            );
+            assert_eq!(fs::read_dir(&**dir).unwrap().count(), 0);
+        }
+        let path = a.to_path_buf();
+        drop(a);
+        assert!(!path.exists());
+    }
 }

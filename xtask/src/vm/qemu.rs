@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
+use super::watch::{Stop, Watch};
 use super::{Accel, Arch, VmRun};
 use crate::cmd;
 
@@ -41,11 +42,19 @@ pub fn program(arch: Arch) -> &'static str {
 pub fn command(run: &VmRun, image: &Path, initrd: &Path, serial: &[PathBuf; 3]) -> Command {
     let mut qemu = Command::new(program(run.arch));
     match (run.arch, run.accel) {
-        (Arch::X86_64, Accel::Tcg) => qemu.args(["-accel", "tcg,thread=multi", "-cpu", "max"]),
+        // thread=single on QEMU < 10: its multi-threaded TCG oopses x86_64
+        // guests while they patch kernel text with int3 (vm::tcg).
+        (Arch::X86_64, Accel::Tcg) => {
+            let accel = super::tcg::accel(qemu.get_program());
+            qemu.args(["-accel", accel, "-cpu", "max"])
+        }
         (Arch::X86_64, Accel::Kvm) => qemu.args(["-accel", "kvm", "-cpu", "host"]),
-        // pauth-impdef: QEMU's own pointer-authentication hash instead of the
-        // architected QARMA, about 5 times faster a boot under TCG. There is
-        // no arm64 KVM on an x86_64 host.
+        // arm64 patches kernel text under stop_machine, not with int3
+        // breakpoints that another vCPU may hit, so vm::tcg's measurement does
+        // not apply and one thread per vCPU stays. pauth-impdef: QEMU's own
+        // pointer-authentication hash instead of the architected QARMA, about
+        // 5 times faster a boot under TCG. There is no arm64 KVM on an x86_64
+        // host, so --accel is TCG here whatever was asked.
         (Arch::Arm64, _) => qemu.args([
             "-M",
             "virt",
@@ -110,14 +119,19 @@ pub struct Finished {
     /// From starting QEMU to its exit.
     pub elapsed: Duration,
     pub timed_out: bool,
+    /// Why the guest failed, as the watcher saw it: an oops (QEMU killed
+    /// once the report was printed, or ended by itself), or silence.
+    pub stopped: Option<Stop>,
 }
 
 /// Run QEMU to its end, handing `sink` each serial port's new bytes as they
 /// arrive (QEMU writes them to the files in `serial`, which must exist).
+/// A guest that oopses or prints nothing for `silence_limit` is killed.
 pub fn run(
     mut qemu: Command,
     serial: &[PathBuf; 3],
     timeout: Duration,
+    silence_limit: Duration,
     mut sink: impl FnMut(usize, &[u8]) -> Result<()>,
 ) -> Result<Finished> {
     let mut files = Vec::new();
@@ -132,11 +146,14 @@ pub fn run(
         .with_context(|| format!("cannot start {program}: install it with `cargo xtask deps`"))?;
     let mut buffer = Vec::new();
     let mut timed_out = false;
-    let mut pass_on = || -> Result<()> {
+    let mut stopped = None;
+    let mut watch = Watch::new(silence_limit, started);
+    let mut pass_on = |watch: &mut Watch| -> Result<()> {
         for (port, file) in files.iter_mut().enumerate() {
             buffer.clear();
             file.read_to_end(&mut buffer)?;
             if !buffer.is_empty() {
+                watch.output(port == CONSOLE, &buffer, Instant::now());
                 sink(port, &buffer)?;
             }
         }
@@ -145,14 +162,20 @@ pub fn run(
     loop {
         // Checked before reading, so that the last read sees everything.
         let exited = child.try_wait()?.is_some();
-        if let Err(err) = pass_on() {
+        if let Err(err) = pass_on(&mut watch) {
             // e.g. our stdout closed: the guest's output has nowhere to go
             let _ = child.kill();
             child.wait()?;
             return Err(err.context("passing on the guest's output"));
         }
-        if exited || timed_out {
+        if exited || timed_out || stopped.is_some() {
             break;
+        }
+        if let Some(stop) = watch.verdict(Instant::now()) {
+            let _ = child.kill();
+            child.wait()?;
+            stopped = Some(stop);
+            continue;
         }
         if started.elapsed() > timeout {
             // Killed and reaped; the loop reads once more, then stops.
@@ -163,8 +186,11 @@ pub fn run(
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+    // A guest that oopsed and then ended by itself (panic=-1) still shows why.
+    let stopped = stopped.or_else(|| watch.oops());
     Ok(Finished {
         elapsed: started.elapsed(),
         timed_out,
+        stopped,
     })
 }

@@ -24,6 +24,15 @@ struct {
 } in_flight SEC(".maps");
 
 static const struct unlink_event empty_event;
+
+/*
+ * A kretprobe can miss a return: the kernel keeps a fixed number of return
+ * slots (maxactive, about one per CPU on 5.10), and a program already running
+ * on that CPU is skipped. The entry then stays parked. It is counted when the
+ * thread's next entry replaces it (here), and at the end (user space counts
+ * what is still parked).
+ */
+__u64 returns_missed = 0;
 // ANCHOR_END: in_flight
 
 // ANCHOR: entry
@@ -47,6 +56,9 @@ int BPF_KPROBE(unlink_entry, int dfd, struct filename *name)
 		return 0;
 	}
 
+	/* A thread unlinks one file at a time: an entry still parked missed its return. */
+	if (bpf_map_lookup_elem(&in_flight, &tid))
+		__sync_fetch_and_add(&returns_missed, 1);
 	if (bpf_map_update_elem(&in_flight, &tid, &empty_event, BPF_ANY)) {
 		count_lost();
 		return 0;

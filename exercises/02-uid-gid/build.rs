@@ -1,0 +1,3 @@
+fn main() {
+    lesson_build::build_skeleton("unlink");
+}
