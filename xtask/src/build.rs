@@ -10,7 +10,7 @@
 //! target architecture.
 
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
@@ -43,8 +43,9 @@ const SYSROOT_PACKAGES: [&str; 6] = [
 /// The Debian suite of the sysroot: glibc no newer than the cross gcc's.
 const SYSROOT_SUITE: &str = "bookworm";
 
-/// Build every workspace program that loads BPF (lessons, steps, doctor) for
-/// `args.arch`; returns the directory the programs are in.
+/// Build every workspace program that loads BPF (lessons, steps, doctor; not
+/// the exercises, which are checked in x86_64 VMs) for `args.arch`; returns
+/// the directory the programs are in.
 pub fn run(args: &Args) -> Result<PathBuf> {
     packages(args, &bpf_packages()?)
 }
@@ -106,8 +107,10 @@ pub fn packages(args: &Args, packages: &[String]) -> Result<PathBuf> {
     Ok(out)
 }
 
-/// The workspace packages that depend on libbpf-rs and have programs.
+/// The workspace packages outside exercises/ that depend on libbpf-rs and
+/// have programs.
 fn bpf_packages() -> Result<Vec<String>> {
+    let exercises = workspace::root().join("exercises");
     let metadata = cmd::output(cargo().args(["metadata", "--format-version=1", "--no-deps"]))?;
     let metadata: serde_json::Value =
         serde_json::from_str(&metadata).context("parsing `cargo metadata`")?;
@@ -131,7 +134,10 @@ fn bpf_packages() -> Result<Vec<String>> {
                     .flatten()
                     .any(|k| k == "bin")
             });
-        if depends("libbpf-rs") && has_bin {
+        let exercise = package["manifest_path"]
+            .as_str()
+            .is_some_and(|path| Path::new(path).starts_with(&exercises));
+        if depends("libbpf-rs") && has_bin && !exercise {
             names.extend(package["name"].as_str().map(str::to_string));
         }
     }
