@@ -173,6 +173,7 @@ fn sysroot(arch: Arch) -> Result<PathBuf> {
     let apt = PrivateApt::verified(&[SYSROOT_SUITE], arch)?;
     // Unpacked next to its place, so that the rename stays on one file system.
     let target = workspace::target_dir();
+    fs::create_dir_all(&target).with_context(|| format!("creating {}", target.display()))?;
     let unpacked = tempfile::Builder::new()
         .prefix("sysroot-")
         .tempdir_in(&target)
