@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use serde_json::Value;
+use xtask::vm::Arch;
 
 /// The shell script every run executes as `-- sh -c WORKLOAD`; it exits 3.
 pub const WORKLOAD: &str = include_str!("workload.sh");
@@ -228,10 +229,28 @@ pub fn check_printk_run(stdout: &str, lesson: &str) {
 
 /// A binary built by `cargo build` (cargo xtask test builds them first).
 pub fn binary(name: &str) -> PathBuf {
-    let path = xtask::workspace::target_dir().join("debug").join(name);
+    binary_for(Arch::X86_64, name)
+}
+
+/// A binary built for `arch`: by `cargo build`, or for arm64 by
+/// `cargo xtask build --arch arm64` (cargo xtask test builds both first).
+pub fn binary_for(arch: Arch, name: &str) -> PathBuf {
+    let (dir, build) = match arch {
+        Arch::X86_64 => (
+            xtask::workspace::target_dir().join("debug"),
+            "cargo build --workspace",
+        ),
+        Arch::Arm64 => (
+            xtask::workspace::target_dir()
+                .join(arch.rust_target())
+                .join("debug"),
+            "cargo xtask build --arch arm64",
+        ),
+    };
+    let path = dir.join(name);
     assert!(
         path.is_file(),
-        "{} is missing: build it first with `cargo build --workspace` (cargo xtask test does)",
+        "{} is missing: build it first with `{build}` (cargo xtask test does)",
         path.display()
     );
     path

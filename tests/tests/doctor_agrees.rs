@@ -1,11 +1,13 @@
 //! unlink-doctor's verdicts against what the lessons then really do: on this
-//! machine and on every kernel of the VM matrix. A "ready" lesson must show
-//! the unlink; a "will fail" lesson must fail with the doctor's reason.
+//! machine and on every kernel of the VM matrix, x86_64 and arm64 (5.10 and
+//! 6.12 in CI; 6.1 and 7.2 with `cargo xtask test --arm64-all`). A "ready"
+//! lesson must show the unlink; a "will fail" lesson must fail with the
+//! doctor's reason.
 
 use serde_json::Value;
 use unlink_common::catalogue::FailureId;
-use unlink_tests::binary;
-use xtask::vm::VmRun;
+use unlink_tests::{binary, binary_for};
+use xtask::vm::{Arch, VmRun};
 
 /// Runs the doctor, then each lesson on one unlink, printing marked lines.
 const SCRIPT: &str = r#"
@@ -92,24 +94,111 @@ fn on_this_machine() {
 }
 
 fn in_vm(kernel: &str) {
-    let bin_dir = binary("unlink-doctor").parent().unwrap().to_path_buf();
+    in_vm_for(Arch::X86_64, kernel);
+}
+
+fn in_vm_for(arch: Arch, kernel: &str) -> String {
+    let bin_dir = binary_for(arch, "unlink-doctor")
+        .parent()
+        .unwrap()
+        .to_path_buf();
     let mut run = VmRun::new(
         kernel,
         ["sh", "-c", &script_for(&bin_dir.display().to_string())],
     );
+    run.arch = arch;
     for name in ["unlink-doctor", "lesson-02", "lesson-03"] {
-        let path = binary(name);
+        let path = binary_for(arch, name);
         run.extra_files.push((path.clone(), path));
     }
     let output = run
         .run_captured()
-        .unwrap_or_else(|e| panic!("{kernel}: {e:#}"));
-    let stdout = String::from_utf8_lossy(&output.stdout);
+        .unwrap_or_else(|e| panic!("{arch} {kernel}: {e:#}"));
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     eprintln!(
-        "{kernel}:\n{stdout}\n{}",
+        "{arch} {kernel}:\n{stdout}\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    check_agreement(kernel, &stdout);
+    check_agreement(&format!("{arch} {kernel}"), &stdout);
+    stdout
+}
+
+/// The doctor's verdict and failure id for each lesson, from a run's output.
+fn verdicts(stdout: &str) -> Vec<(String, String)> {
+    let json_text = stdout
+        .split("DOCTOR-JSON-BEGIN")
+        .nth(1)
+        .and_then(|rest| rest.split("DOCTOR-JSON-END").next())
+        .unwrap();
+    let doctor: Value = serde_json::from_str(json_text.trim()).unwrap();
+    ["lesson-02", "lesson-03"]
+        .iter()
+        .map(|lesson| {
+            let verdict = doctor["lessons"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|v| v["lesson"] == *lesson)
+                .unwrap();
+            (
+                verdict["verdict"].as_str().unwrap_or_default().to_string(),
+                verdict["failure"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// arm64 before 6.4: kprobes ready, fentry will fail at attach with -524.
+fn arm64_without_fentry(kernel: &str) {
+    let stdout = in_vm_for(Arch::Arm64, kernel);
+    assert_eq!(
+        verdicts(&stdout),
+        [
+            ("ready".into(), String::new()),
+            ("will_fail".into(), "fentry-not-supported".into())
+        ],
+        "{stdout}"
+    );
+}
+
+/// arm64 from 6.4 on: both lessons ready.
+fn arm64_with_fentry(kernel: &str) {
+    let stdout = in_vm_for(Arch::Arm64, kernel);
+    assert_eq!(
+        verdicts(&stdout),
+        [
+            ("ready".into(), String::new()),
+            ("ready".into(), String::new())
+        ],
+        "{stdout}"
+    );
+}
+
+#[test]
+#[ignore = "boots QEMU; run by `cargo xtask test`"]
+fn on_arm64_debian_5_10() {
+    arm64_without_fentry("debian-5.10");
+}
+
+#[test]
+#[ignore = "boots QEMU; run by `cargo xtask test`"]
+fn on_arm64_debian_6_12() {
+    arm64_with_fentry("debian-6.12");
+}
+
+/// Opt-in (`cargo xtask test --arm64-all`): CI's time budget takes two arm64 kernels.
+mod arm64_all {
+    #[test]
+    #[ignore = "boots QEMU; run by `cargo xtask test --arm64-all`"]
+    fn on_arm64_debian_6_1() {
+        super::arm64_without_fentry("debian-6.1");
+    }
+
+    #[test]
+    #[ignore = "boots QEMU; run by `cargo xtask test --arm64-all`"]
+    fn on_arm64_debian_7_2() {
+        super::arm64_with_fentry("debian-7.2");
+    }
 }
 
 #[test]

@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use crate::cmd::{self, cargo};
-use crate::vm::{kernels, VmRun};
-use crate::{deps, workspace};
+use crate::cmd;
+use crate::vm::{kernels, Arch, VmRun};
+use crate::{build, deps, workspace};
 
 /// The peer the lessons' start-up is compared with (Debian's package).
 const BPFTRACE: &str = "/usr/bin/bpftrace";
@@ -34,6 +34,10 @@ pub struct Args {
     /// Measure on this machine's own kernel instead of a VM
     #[arg(long)]
     pub native: bool,
+    /// arm64: Debian's arm64 kernels, static aarch64 builds, no bpftrace
+    /// (the guest runs static programs only); the book's table stays x86_64
+    #[arg(long, value_enum, default_value_t = Arch::X86_64, conflicts_with = "native")]
+    pub arch: Arch,
     /// Every measurement, briefly: to check the bench works, not to quote its numbers
     #[arg(long)]
     pub quick: bool,
@@ -45,6 +49,7 @@ impl Args {
         Args {
             kernel: kernels::DEFAULT.to_string(),
             native: false,
+            arch: Arch::X86_64,
             quick: true,
         }
     }
@@ -54,22 +59,32 @@ pub fn run(args: &Args) -> Result<()> {
     let started = Instant::now();
     if args.native {
         deps::ensure(&[deps::BUILD, deps::BENCH])?;
+    } else if args.arch == Arch::Arm64 {
+        deps::ensure(&[deps::BUILD, deps::VM, deps::VM_ARM64])?;
     } else {
         deps::ensure(&[deps::BUILD, deps::VM, deps::BENCH])?;
     }
     // Release builds: the numbers describe the lessons, not debug assertions.
-    cmd::run(cargo().args([
-        "build",
-        "--release",
-        "--package",
-        "lesson-02",
-        "--package",
-        "lesson-03",
-        "--package",
-        "unlink-bench",
-    ]))?;
-    let release = workspace::target_dir().join("release");
-    let harness = release.join("unlink-bench");
+    let packages = ["lesson-02", "lesson-03", "unlink-bench"].map(String::from);
+    let release = build::packages(
+        &build::Args {
+            arch: args.arch,
+            release: true,
+        },
+        &packages,
+    )?;
+    // The harness's report task runs here: the host's own build.
+    let harness = match args.arch {
+        Arch::X86_64 => release.join("unlink-bench"),
+        Arch::Arm64 => build::packages(
+            &build::Args {
+                arch: Arch::X86_64,
+                release: true,
+            },
+            &packages[2..],
+        )?
+        .join("unlink-bench"),
+    };
     let out = workspace::target_dir().join("bench");
     fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
 
@@ -80,29 +95,31 @@ pub fn run(args: &Args) -> Result<()> {
     };
     let mut reports = Vec::new();
     for name in &names {
+        let label = format!("{}{name}", args.arch.cache_prefix());
         let mut argv: Vec<String> = vec![
-            harness.display().to_string(),
+            release.join("unlink-bench").display().to_string(),
             "run".into(),
             "--lesson-02".into(),
             release.join("lesson-02").display().to_string(),
             "--lesson-03".into(),
             release.join("lesson-03").display().to_string(),
-            "--bpftrace".into(),
-            BPFTRACE.into(),
             "--kernel".into(),
-            name.clone(),
+            label.clone(),
             "--platform".into(),
             if args.native { "native" } else { "tcg" }.into(),
         ];
+        if args.arch == Arch::X86_64 {
+            argv.extend(["--bpftrace".into(), BPFTRACE.into()]);
+        }
         if args.quick {
             argv.push("--quick".into());
         }
         let json = if args.native {
             cmd::output(Command::new(&argv[0]).args(&argv[1..]))?
         } else {
-            in_vm(name, argv, args.quick)?
+            in_vm(name, args.arch, &release, argv, args.quick)?
         };
-        let path = out.join(format!("{}.json", name.replace('/', "_")));
+        let path = out.join(format!("{}.json", label.replace('/', "_")));
         fs::write(&path, json).with_context(|| format!("writing {}", path.display()))?;
         reports.push(path);
     }
@@ -117,7 +134,7 @@ pub fn run(args: &Args) -> Result<()> {
         "bench: wrote {0}/results.json and {0}/results.md",
         out.display()
     );
-    if !args.quick {
+    if !args.quick && args.arch == Arch::X86_64 {
         for (result, page) in BOOK_FILES {
             let book = workspace::root().join(page);
             fs::create_dir_all(book.parent().expect("a file in a directory"))?;
@@ -130,19 +147,27 @@ pub fn run(args: &Args) -> Result<()> {
     Ok(())
 }
 
-/// Boot `kernel` and run the harness in it with the lessons and bpftrace copied in.
-fn in_vm(kernel: &str, argv: Vec<String>, quick: bool) -> Result<String> {
+/// Boot `kernel` and run the harness in it with the lessons (in `release`)
+/// and, on x86_64, bpftrace copied in.
+fn in_vm(
+    kernel: &str,
+    arch: Arch,
+    release: &std::path::Path,
+    argv: Vec<String>,
+    quick: bool,
+) -> Result<String> {
     let mut vm = VmRun::new(kernel, argv);
+    vm.arch = arch;
     // The guest's root is in RAM, and bpftrace's libraries (LLVM, clang) are about 200 MB.
     vm.memory_mib = 2048;
     vm.timeout = Duration::from_secs(if quick { 600 } else { 3600 });
     vm.extra_files = ["lesson-02", "lesson-03"]
         .iter()
-        .map(|name| workspace::target_dir().join("release").join(name))
-        .chain([PathBuf::from(BPFTRACE)])
+        .map(|name| release.join(name))
+        .chain((arch == Arch::X86_64).then(|| PathBuf::from(BPFTRACE)))
         .map(|path| (path.clone(), path))
         .collect();
-    eprintln!("bench: {kernel} under TCG: a few minutes (--quick: about one)");
+    eprintln!("bench: {kernel} ({arch}) under TCG: a few minutes (--quick: about one)");
     let output = vm.run_captured()?;
     let stderr = String::from_utf8_lossy(&output.stderr);
     eprint!("{stderr}");

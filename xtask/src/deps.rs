@@ -37,6 +37,23 @@ pub const VM: &[Package] = &[
     pkg("binutils", "/usr/bin/strip"),
 ];
 
+/// Running arm64 lessons in QEMU, with [`VM`]. The guest's busybox and
+/// kernels come from Debian's arm64 archive through a private apt (vm::apt).
+pub const VM_ARM64: &[Package] = &[
+    pkg("qemu-system-arm", "/usr/bin/qemu-system-aarch64"),
+    // strips the aarch64 programs copied into the guest
+    pkg(
+        "binutils-aarch64-linux-gnu",
+        "/usr/bin/aarch64-linux-gnu-strip",
+    ),
+];
+
+/// Cross-building the lessons for arm64 (`cargo xtask build --arch arm64`).
+pub const BUILD_ARM64: &[Package] = &[pkg(
+    "gcc-aarch64-linux-gnu",
+    "/usr/bin/aarch64-linux-gnu-gcc",
+)];
+
 /// The tests' independent witnesses.
 pub const TEST: &[Package] = &[pkg("bpftool", "/usr/sbin/bpftool")];
 

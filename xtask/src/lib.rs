@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod book;
+pub mod build;
 pub mod cmd;
 pub mod deps;
 pub mod exercise;

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use xtask::vm::{kernels, Accel, VmRun};
-use xtask::{bench, book, deps, exercise, test, try_lesson, vm};
+use xtask::vm::{kernels, Accel, Arch, VmRun};
+use xtask::{bench, book, build, deps, exercise, test, try_lesson, vm};
 
 #[derive(Parser)]
 #[command(
@@ -28,13 +28,21 @@ enum Task {
     Fetch(FetchArgs),
     /// Install the Debian packages the project needs (as root)
     Deps,
+    /// Build the programs that load BPF (lessons, steps, unlink-doctor), also for arm64
+    Build(build::Args),
     /// Build a lesson and run it with a few unlinks: natively if this kernel can, else in a VM
     Try {
         #[arg(value_enum)]
         lesson: try_lesson::Lesson,
+        /// arm64: cross-build and run in Debian's arm64 kernel (never natively)
+        #[arg(long, value_enum, default_value_t = Arch::X86_64)]
+        arch: Arch,
+        /// The VM's kernel, when the lesson runs in one
+        #[arg(long, default_value = kernels::DEFAULT)]
+        kernel: String,
     },
     /// Everything CI checks: dependencies, format, lints, build, kernels, unit and end-to-end tests
-    Test,
+    Test(test::Args),
     /// Measure the lessons: cost per unlink, start to attached (vs bpftrace), throughput, memory
     Bench(bench::Args),
     /// The book in book/, English and 中文: install, build, serve, transcripts, check
@@ -69,6 +77,9 @@ struct FetchArgs {
     /// A kernel name, or `all` for the whole matrix
     #[arg(long, default_value = kernels::DEFAULT)]
     kernel: String,
+    /// The kernels' architecture
+    #[arg(long, value_enum, default_value_t = Arch::X86_64)]
+    arch: Arch,
 }
 
 #[derive(clap::Args)]
@@ -77,6 +88,10 @@ struct RunArgs {
     /// (or to a directory holding vmlinuz)
     #[arg(long, default_value = kernels::DEFAULT)]
     kernel: String,
+    /// The guest's architecture: arm64 boots Debian's arm64 kernel (always
+    /// emulated) and runs aarch64 programs (`cargo xtask build --arch arm64`)
+    #[arg(long, value_enum, default_value_t = Arch::X86_64)]
+    arch: Arch,
     /// Virtual CPUs
     #[arg(long, default_value_t = 2)]
     smp: u32,
@@ -122,10 +137,14 @@ fn run(task: Task) -> Result<ExitCode> {
             fetch: Some(VmTask::Fetch(args)),
             ..
         })
-        | Task::Fetch(args) => fetch(&args.kernel),
+        | Task::Fetch(args) => fetch(&args.kernel, args.arch),
         Task::Vm(VmArgs { run: args, .. }) => {
-            deps::ensure(&[deps::VM])?;
+            deps::ensure(match args.arch {
+                Arch::X86_64 => &[deps::VM],
+                Arch::Arm64 => &[deps::VM, deps::VM_ARM64],
+            })?;
             let mut run = VmRun::new(args.kernel.as_str(), args.command);
+            run.arch = args.arch;
             run.smp = args.smp;
             run.memory_mib = args.memory;
             run.timeout = Duration::from_secs(args.timeout);
@@ -144,12 +163,27 @@ fn run(task: Task) -> Result<ExitCode> {
             Ok(ExitCode::from(run.run_streaming()? as u8))
         }
         Task::Deps => {
-            deps::ensure(&[deps::BUILD, deps::VM, deps::TEST, deps::BENCH])?;
+            deps::ensure(&[
+                deps::BUILD,
+                deps::VM,
+                deps::TEST,
+                deps::BENCH,
+                deps::BUILD_ARM64,
+                deps::VM_ARM64,
+            ])?;
             Ok(ExitCode::SUCCESS)
         }
-        Task::Try { lesson } => try_lesson::run(lesson),
-        Task::Test => {
-            test::run()?;
+        Task::Build(args) => {
+            build::run(&args)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Task::Try {
+            lesson,
+            arch,
+            kernel,
+        } => try_lesson::run(lesson, arch, &kernel),
+        Task::Test(args) => {
+            test::run(&args)?;
             Ok(ExitCode::SUCCESS)
         }
         Task::Bench(args) => {
@@ -164,16 +198,16 @@ fn run(task: Task) -> Result<ExitCode> {
     }
 }
 
-fn fetch(kernel: &str) -> Result<ExitCode> {
+fn fetch(kernel: &str, arch: Arch) -> Result<ExitCode> {
     let names: Vec<&str> = if kernel == "all" {
         kernels::MATRIX.to_vec()
     } else {
         vec![kernel]
     };
     for name in names {
-        let kernel = kernels::fetch(name)?;
+        let kernel = kernels::fetch_for(arch, name)?;
         eprintln!(
-            "{name}: Linux {} in {}",
+            "{name} ({arch}): Linux {} in {}",
             kernel.release,
             kernel.dir.display()
         );

@@ -1,14 +1,16 @@
 //! `cargo xtask try lesson-02`: the newcomer's one command. Build the lesson,
 //! run it natively if this kernel can, else in the default VM, with a few
-//! unlinks to watch, and say where it ran and why.
+//! unlinks to watch, and say where it ran and why. `--arch arm64 --kernel K`
+//! runs the arm64 build on Debian's arm64 kernel K (lesson-03 on debian-5.10:
+//! the chapter's -524 and its explanation in one command).
 
 use std::process::{Command, ExitCode};
 
 use anyhow::{Context, Result};
 
 use crate::cmd::{self, cargo};
-use crate::vm::{kernels, VmRun};
-use crate::{deps, workspace};
+use crate::vm::{Arch, VmRun};
+use crate::{build, deps, workspace};
 
 /// A success, a failure, a name with a space and one in UTF-8.
 const WORKLOAD: &str = "cd \"$(mktemp -d)\" && touch 'hello world.txt' 你好.txt && \
@@ -33,8 +35,19 @@ impl Lesson {
     }
 }
 
-pub fn run(lesson: Lesson) -> Result<ExitCode> {
+/// `--arch arm64` (with `--kernel`): straight to Debian's arm64 kernel in
+/// QEMU, e.g. lesson-03 on debian-5.10 for the chapter's -524.
+pub fn run(lesson: Lesson, arch: Arch, kernel: &str) -> Result<ExitCode> {
     let name = lesson.name();
+    if arch == Arch::Arm64 {
+        deps::ensure(&[deps::VM, deps::VM_ARM64])?;
+        let dir = build::run(&build::Args {
+            arch,
+            release: false,
+        })?;
+        eprintln!("\n== {name}: running on Debian's {kernel} kernel for arm64 in QEMU");
+        return in_vm(name, dir.join(name), arch, kernel);
+    }
     deps::ensure(&[deps::BUILD, deps::VM])?;
     cmd::run(cargo().args(["build", "--package", name]))?;
     let binary = workspace::target_dir().join("debug").join(name);
@@ -65,8 +78,12 @@ pub fn run(lesson: Lesson) -> Result<ExitCode> {
     };
 
     eprintln!("\n== {name}: running in a VM instead, because {why_vm}");
-    let status = VmRun::new(
-        kernels::DEFAULT,
+    in_vm(name, binary, Arch::X86_64, kernel)
+}
+
+fn in_vm(name: &str, binary: std::path::PathBuf, arch: Arch, kernel: &str) -> Result<ExitCode> {
+    let mut run = VmRun::new(
+        kernel,
         [
             binary.display().to_string(),
             "--".into(),
@@ -74,11 +91,11 @@ pub fn run(lesson: Lesson) -> Result<ExitCode> {
             "-c".into(),
             WORKLOAD.into(),
         ],
-    )
-    .run_streaming()?;
+    );
+    run.arch = arch;
+    let status = run.run_streaming()?;
     eprintln!(
-        "\n== {name} ran in QEMU on Debian's {} kernel under software emulation.",
-        kernels::DEFAULT
+        "\n== {name} ran in QEMU on Debian's {arch} {kernel} kernel under software emulation."
     );
     Ok(ExitCode::from(status as u8))
 }

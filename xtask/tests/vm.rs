@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use xtask::vm::{kernels, VmRun, MATRIX};
+use xtask::vm::{kernels, Arch, VmRun, MATRIX};
 
 /// On every kernel: the guest's own release, the kernel interfaces the
 /// lessons need, stdout and stderr kept apart, the exit status passed on.
@@ -103,27 +103,43 @@ fn host_binaries_files_env_and_large_output() {
 #[test]
 #[ignore = "boots QEMU; run by `cargo xtask test`"]
 fn an_oops_that_leaves_the_guest_up_ends_the_run_at_once() {
-    // A line at KERN_EMERG on the console, as the kernel prints an oops.
+    oops_ends_the_run(
+        Arch::X86_64,
+        "BUG: kernel NULL pointer dereference, address: 0000000000000000",
+        "RIP: 0010:0x0",
+    );
+}
+
+/// arm64 reports an oops in its own words ("Internal error:", "pc :").
+#[test]
+#[ignore = "boots QEMU; run by `cargo xtask test`"]
+fn an_oops_that_leaves_the_guest_up_ends_the_run_at_once_on_arm64() {
+    oops_ends_the_run(
+        Arch::Arm64,
+        "Internal error: Oops: 0000000096000004 [#1] SMP",
+        "pc : do_unlinkat+0x30/0x2a0",
+    );
+}
+
+fn oops_ends_the_run(arch: Arch, oops: &str, context: &str) {
+    // Lines at KERN_EMERG on the console, as the kernel prints an oops.
     let mut run = VmRun::new(
         kernels::DEFAULT,
         [
             "sh",
             "-c",
-            "echo '<0>BUG: kernel NULL pointer dereference, address: 0000000000000000' >/dev/kmsg; \
-             echo '<0>RIP: 0010:0x0' >/dev/kmsg; sleep 600",
+            &format!("echo '<0>{oops}' >/dev/kmsg; echo '<0>{context}' >/dev/kmsg; sleep 600"),
         ],
     );
+    run.arch = arch;
     run.timeout = Duration::from_secs(240);
     let started = Instant::now();
     let err = format!("{:#}", run.run_captured().unwrap_err());
     let took = started.elapsed();
-    eprintln!("{took:?}: {err}");
+    eprintln!("{arch}: {took:?}: {err}");
     assert!(err.contains("the guest kernel oopsed"), "{err}");
-    assert!(
-        err.contains("BUG: kernel NULL pointer dereference"),
-        "{err}"
-    );
-    assert!(err.contains("RIP: 0010:0x0"), "{err}");
+    assert!(err.contains(oops), "{err}");
+    assert!(err.contains(context), "{err}");
     // two boots, each ended a moment after the oops, far below the timeout
     assert!(took < Duration::from_secs(90), "{took:?}");
 }
@@ -132,15 +148,27 @@ fn an_oops_that_leaves_the_guest_up_ends_the_run_at_once() {
 #[test]
 #[ignore = "boots QEMU; run by `cargo xtask test`"]
 fn a_kernel_crash_ends_the_run_with_its_lines() {
+    kernel_crash_ends_the_run(Arch::X86_64);
+}
+
+/// On arm64 the watcher reads the PL011 console, ttyAMA0.
+#[test]
+#[ignore = "boots QEMU; run by `cargo xtask test`"]
+fn a_kernel_crash_ends_the_run_with_its_lines_on_arm64() {
+    kernel_crash_ends_the_run(Arch::Arm64);
+}
+
+fn kernel_crash_ends_the_run(arch: Arch) {
     let mut run = VmRun::new(
         kernels::DEFAULT,
         ["sh", "-c", "echo c >/proc/sysrq-trigger; sleep 600"],
     );
+    run.arch = arch;
     run.timeout = Duration::from_secs(240);
     let started = Instant::now();
     let err = format!("{:#}", run.run_captured().unwrap_err());
     let took = started.elapsed();
-    eprintln!("{took:?}: {err}");
+    eprintln!("{arch}: {took:?}: {err}");
     assert!(err.contains("the guest kernel oopsed"), "{err}");
     assert!(
         err.contains("Kernel panic - not syncing: sysrq triggered crash"),
@@ -176,7 +204,19 @@ fn a_silent_guest_is_declared_hung_early() {
 #[test]
 #[ignore = "boots QEMU; run by `cargo xtask test`"]
 fn a_quiet_command_is_not_a_hang() {
+    quiet_command_is_not_a_hang(Arch::X86_64);
+}
+
+/// On arm64 the heartbeat goes to the PL011 console, ttyAMA0.
+#[test]
+#[ignore = "boots QEMU; run by `cargo xtask test`"]
+fn a_quiet_command_is_not_a_hang_on_arm64() {
+    quiet_command_is_not_a_hang(Arch::Arm64);
+}
+
+fn quiet_command_is_not_a_hang(arch: Arch) {
     let mut run = VmRun::new(kernels::DEFAULT, ["sleep", "50"]);
+    run.arch = arch;
     run.silence_limit = Duration::from_secs(40);
     let output = run.run_captured().unwrap();
     assert_eq!(output.status, 0);

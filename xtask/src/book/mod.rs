@@ -34,7 +34,10 @@ pub enum Task {
         port: u16,
     },
     /// Capture book/src/transcripts/*.txt from real runs (natively and in the VM)
-    Transcripts,
+    Transcripts {
+        /// Only these transcripts (file names, e.g. lesson-03-vm-arm64-5.10.txt); all by default
+        files: Vec<String>,
+    },
     /// Everything CI checks: sources, build, links, search, a real browser, transcripts
     Check,
 }
@@ -52,7 +55,7 @@ pub fn run(task: Task) -> Result<()> {
                 &port.to_string(),
             ]))
         }
-        Task::Transcripts => transcripts::capture(),
+        Task::Transcripts { files } => transcripts::capture(&files),
         Task::Check => check::run(),
     }
 }

@@ -23,7 +23,8 @@
 //! - in JSON lines, the values of time, start_ns, latency_ns, pid and tid
 //!   become `"<key>"`.
 //!
-//! VM transcripts are compared when the VM kernel is cached (CI fetches it);
+//! VM transcripts are compared when the VM kernel is cached (CI fetches it;
+//! the arm64 one needs arm64 debian-5.10 and `cargo xtask build --arch arm64`);
 //! native ones only on the kernel they were captured on (recorded in
 //! book/src/transcripts/native-kernel), since they show what this machine's
 //! kernel refuses.
@@ -39,11 +40,13 @@ use serde_json::{json, Value};
 use super::pipe;
 use super::problems::Problems;
 use crate::cmd::{self, cargo, shell_quote};
-use crate::vm::kernels;
+use crate::vm::{kernels, Arch};
 use crate::workspace::is_root;
-use crate::{deps, workspace};
+use crate::{build, deps, workspace};
 
 const VM_KERNEL: &str = "debian-6.12";
+/// The arm64 kernel of the chapter's -524: fentry without ftrace direct calls.
+const ARM64_KERNEL: &str = "debian-5.10";
 
 /// The unlinks every lesson transcript watches: two names that need quoting
 /// or UTF-8, and one failure (ENOENT). The VM runs it in a fresh /tmp.
@@ -54,6 +57,8 @@ const WORKLOAD: &str =
 enum Place {
     /// `cargo xtask vm --kernel debian-6.12 -- ...`
     Vm,
+    /// `cargo xtask vm --arch arm64 --kernel debian-5.10 -- ...`
+    VmArm64,
     /// On this machine, as root.
     Native,
 }
@@ -61,7 +66,7 @@ enum Place {
 struct Transcript {
     file: &'static str,
     place: Place,
-    /// A binary in target/debug.
+    /// A binary in target/debug (target/aarch64-unknown-linux-gnu/debug for arm64).
     program: &'static str,
     args: &'static [&'static str],
     /// Followed by `-- sh -c WORKLOAD`.
@@ -84,7 +89,7 @@ const fn transcript(
     }
 }
 
-const TRANSCRIPTS: [Transcript; 9] = [
+const TRANSCRIPTS: [Transcript; 10] = [
     transcript("lesson-02-vm.txt", Place::Vm, "lesson-02", &[], true),
     transcript(
         "lesson-02-vm-printk.txt",
@@ -109,6 +114,13 @@ const TRANSCRIPTS: [Transcript; 9] = [
         true,
     ),
     transcript("doctor-vm.txt", Place::Vm, "unlink-doctor", &[], false),
+    transcript(
+        "lesson-03-vm-arm64-5.10.txt",
+        Place::VmArm64,
+        "lesson-03",
+        &[],
+        true,
+    ),
     transcript(
         "lesson-02-native.txt",
         Place::Native,
@@ -135,7 +147,11 @@ const TRANSCRIPTS: [Transcript; 9] = [
 impl Transcript {
     /// The program's argv, as the reader types it from the workspace root.
     fn argv(&self) -> Vec<String> {
-        let mut argv = vec![format!("target/debug/{}", self.program)];
+        let dir = match self.place {
+            Place::VmArm64 => format!("target/{}/debug", Arch::Arm64.rust_target()),
+            Place::Vm | Place::Native => "target/debug".to_string(),
+        };
+        let mut argv = vec![format!("{dir}/{}", self.program)];
         argv.extend(self.args.iter().map(|a| a.to_string()));
         if self.workload {
             argv.extend(["--", "sh", "-c", WORKLOAD].map(String::from));
@@ -145,15 +161,24 @@ impl Transcript {
 
     /// The first line of the file: `$ ` and the command.
     fn command_line(&self) -> String {
-        let mut words = match self.place {
-            Place::Vm => ["cargo", "xtask", "vm", "--kernel", VM_KERNEL, "--"]
-                .map(String::from)
-                .to_vec(),
-            Place::Native => Vec::new(),
-        };
+        let mut words = Vec::new();
+        if self.place != Place::Native {
+            words.extend(["cargo", "xtask"].map(String::from));
+            words.extend(self.vm_args());
+        }
         words.extend(self.argv());
         let quoted: Vec<String> = words.iter().map(|w| shell_quote(w.as_ref())).collect();
         format!("$ {}", quoted.join(" "))
+    }
+
+    /// `vm [--arch arm64] --kernel K --`, for VM transcripts.
+    fn vm_args(&self) -> Vec<String> {
+        let args: &[&str] = match self.place {
+            Place::Vm => &["vm", "--kernel", VM_KERNEL, "--"],
+            Place::VmArm64 => &["vm", "--arch", "arm64", "--kernel", ARM64_KERNEL, "--"],
+            Place::Native => &[],
+        };
+        args.iter().map(|a| a.to_string()).collect()
     }
 
     /// The command that really runs: `cargo xtask vm` is this very binary.
@@ -161,11 +186,9 @@ impl Transcript {
         let root = workspace::root();
         let argv = self.argv();
         let mut command = match self.place {
-            Place::Vm => {
+            Place::Vm | Place::VmArm64 => {
                 let mut vm = Command::new(xtask_binary()?);
-                vm.args(["vm", "--kernel", VM_KERNEL, "--"])
-                    .args(&argv)
-                    .current_dir(&root);
+                vm.args(self.vm_args()).args(&argv).current_dir(&root);
                 vm
             }
             Place::Native => {
@@ -224,18 +247,38 @@ fn build_binaries() -> Result<()> {
     ]))
 }
 
+/// The arm64 programs of the arm64 transcript.
+fn build_arm64() -> Result<()> {
+    build::run(&build::Args {
+        arch: Arch::Arm64,
+        release: false,
+    })
+    .map(drop)
+}
+
 /// `cargo xtask book transcripts`: capture every transcript again.
-pub fn capture() -> Result<()> {
+pub fn capture(files: &[String]) -> Result<()> {
+    for file in files {
+        if !TRANSCRIPTS.iter().any(|t| t.file == file) {
+            bail!("no transcript {file:?} in book/src/transcripts (see TRANSCRIPTS in xtask/src/book/transcripts.rs)");
+        }
+    }
+    let chosen: Vec<&Transcript> = TRANSCRIPTS
+        .iter()
+        .filter(|t| files.is_empty() || files.iter().any(|f| f == t.file))
+        .collect();
     if !is_root() {
         bail!("the native transcripts show a root user's run: run `sudo cargo xtask book transcripts` (or as root)");
     }
-    deps::ensure(&[deps::BUILD, deps::VM])?;
+    deps::ensure(&[deps::BUILD, deps::VM, deps::VM_ARM64])?;
     build_binaries()?;
+    build_arm64()?;
     kernels::fetch(VM_KERNEL)?;
+    kernels::fetch_for(Arch::Arm64, ARM64_KERNEL)?;
     fs::create_dir_all(dir())?;
-    for transcript in &TRANSCRIPTS {
+    for transcript in &chosen {
         let mut output = run_merged(transcript.command()?)?;
-        if transcript.place == Place::Vm && !vm_ran(&output) {
+        if transcript.place != Place::Native && !vm_ran(&output) {
             eprintln!("book: {}: the VM failed; once more", transcript.file);
             output = run_merged(transcript.command()?)?;
             if !vm_ran(&output) {
@@ -252,11 +295,13 @@ pub fn capture() -> Result<()> {
             lines.len()
         );
     }
-    fs::write(native_kernel_file(), kernel_release() + "\n")?;
-    eprintln!(
-        "book: native transcripts are from Linux {}",
-        kernel_release()
-    );
+    if chosen.iter().any(|t| t.place == Place::Native) {
+        fs::write(native_kernel_file(), kernel_release() + "\n")?;
+        eprintln!(
+            "book: native transcripts are from Linux {}",
+            kernel_release()
+        );
+    }
     Ok(())
 }
 
@@ -290,6 +335,15 @@ pub fn check(problems: &mut Problems) -> Result<()> {
     } else {
         deps::ensure(&[deps::VM])?;
     }
+    let arm64 = kernels::cache_dir_for(Arch::Arm64, ARM64_KERNEL)
+        .join("vmlinuz")
+        .is_file();
+    if !arm64 {
+        eprintln!("book: skipping the arm64 VM transcript: arm64 kernel {ARM64_KERNEL} is not fetched (cargo xtask vm fetch --arch arm64 --kernel {ARM64_KERNEL})");
+    } else {
+        deps::ensure(&[deps::VM, deps::VM_ARM64])?;
+        build_arm64()?;
+    }
     build_binaries()?;
     for transcript in &TRANSCRIPTS {
         let shown = format!("book/src/transcripts/{}", transcript.file);
@@ -309,6 +363,7 @@ pub fn check(problems: &mut Problems) -> Result<()> {
         }
         let runs_here = match transcript.place {
             Place::Vm => vm,
+            Place::VmArm64 => arm64,
             Place::Native => native,
         };
         if !runs_here {
@@ -717,7 +772,11 @@ mod tests {
             r#"$ cargo xtask vm --kernel debian-6.12 -- target/debug/lesson-02 -- sh -c 'touch a "with space" 日本語.txt; rm a "with space" 日本語.txt; unlink missing'"#
         );
         assert_eq!(
-            TRANSCRIPTS[8].command_line(),
+            TRANSCRIPTS[6].command_line(),
+            r#"$ cargo xtask vm --arch arm64 --kernel debian-5.10 -- target/aarch64-unknown-linux-gnu/debug/lesson-03 -- sh -c 'touch a "with space" 日本語.txt; rm a "with space" 日本語.txt; unlink missing'"#
+        );
+        assert_eq!(
+            TRANSCRIPTS[9].command_line(),
             "$ target/debug/unlink-doctor"
         );
     }

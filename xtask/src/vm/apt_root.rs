@@ -1,4 +1,4 @@
-//! The directory a private apt configuration works in (kernels.rs): a fresh
+//! The directory a private apt configuration works in (apt.rs): a fresh
 //! temporary directory that apt's sandbox user `_apt` can reach, so that
 //! root's apt downloads as `_apt` and never as root, whatever the workspace
 //! path (a home directory of mode 0700, a name with spaces).

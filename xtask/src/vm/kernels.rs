@@ -1,7 +1,8 @@
 //! Kernels to boot: Debian's by name, fetched once with `apt-get download`
 //! through a private apt configuration (the system's sources are never
-//! touched) and cached under target/vm/kernels/NAME/{vmlinuz,config,release};
-//! or a kernel image the user already has.
+//! touched) and cached under target/vm/kernels/NAME/{vmlinuz,config,release}
+//! (arm64 ones under target/vm/kernels/arm64-NAME/); or a kernel image the
+//! user already has.
 
 use std::fmt;
 use std::fs::{self, File};
@@ -14,7 +15,9 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 
-use super::apt_root::AptRoot;
+use super::apt::{depends, Package, PrivateApt};
+use super::modules::{keep_console_modules, modules_in};
+use super::Arch;
 use crate::{cmd, workspace};
 
 /// The kernels the lessons are tested on, oldest first.
@@ -22,8 +25,11 @@ pub const MATRIX: [&str; 4] = ["debian-5.10", "debian-6.1", "debian-6.12", "debi
 pub const DEFAULT: &str = "debian-6.12";
 
 /// A matrix name's Linux major.minor and the Debian suites that carry it.
-fn suites(name: &str) -> Option<(&'static str, &'static [&'static str])> {
+fn suites(name: &str, arch: Arch) -> Option<(&'static str, &'static [&'static str])> {
     Some(match name {
+        // bullseye-security's newest arm64 kernel (5.10.0-46) is listed but
+        // 404s on the mirror; bullseye's own (5.10.0-32) downloads.
+        "debian-5.10" if arch == Arch::Arm64 => ("5.10", &["bullseye"]),
         "debian-5.10" => ("5.10", &["bullseye", "bullseye-security"]),
         "debian-6.1" => ("6.1", &["bookworm", "bookworm-security"]),
         "debian-6.12" => ("6.12", &["trixie", "trixie-security"]),
@@ -61,9 +67,9 @@ impl fmt::Display for KernelSpec {
 
 impl KernelSpec {
     /// The kernel on disk, downloaded first if it is a Debian kernel not cached yet.
-    pub fn resolve(&self) -> Result<Kernel> {
+    pub fn resolve(&self, arch: Arch) -> Result<Kernel> {
         let path = match self {
-            KernelSpec::Debian(name) => return fetch(name),
+            KernelSpec::Debian(name) => return fetch_for(arch, name),
             KernelSpec::Path(path) => path,
         };
         let image = if path.is_dir() {
@@ -82,9 +88,10 @@ impl KernelSpec {
         let config = Some(dir.join("config")).filter(|c| c.is_file());
         Ok(Kernel {
             name: self.to_string(),
-            release: release_of_file(&image)?,
+            release: release_of_file(&image, arch)?,
             image,
             config,
+            modules: modules_in(&dir)?,
             dir,
         })
     }
@@ -103,19 +110,34 @@ pub struct Kernel {
     pub config: Option<PathBuf>,
     /// What `uname -r` says in the guest, read from the image's boot header.
     pub release: String,
+    /// Modules the guest loads, in this order, before running the command:
+    /// arm64's virtio console, where the kernel has it as a module (Debian's
+    /// arm64 5.10 and 6.1). Kept in `dir/modules/`.
+    pub modules: Vec<PathBuf>,
 }
 
-/// The cache directory of a matrix kernel (it may not be fetched yet).
+/// The cache directory of an x86_64 matrix kernel (it may not be fetched yet).
 pub fn cache_dir(name: &str) -> PathBuf {
-    workspace::vm_dir().join("kernels").join(name)
+    cache_dir_for(Arch::X86_64, name)
+}
+
+pub fn cache_dir_for(arch: Arch, name: &str) -> PathBuf {
+    workspace::vm_dir()
+        .join("kernels")
+        .join(format!("{}{name}", arch.cache_prefix()))
+}
+
+/// An x86_64 matrix kernel, as [`fetch_for`].
+pub fn fetch(name: &str) -> Result<Kernel> {
+    fetch_for(Arch::X86_64, name)
 }
 
 /// A matrix kernel from the cache (no network), downloading it first if needed.
-pub fn fetch(name: &str) -> Result<Kernel> {
-    let (version, suite_names) = suites(name)
+pub fn fetch_for(arch: Arch, name: &str) -> Result<Kernel> {
+    let (version, suite_names) = suites(name, arch)
         .with_context(|| format!("unknown kernel {name:?}: use one of {}", MATRIX.join(", ")))?;
-    let dir = cache_dir(name);
-    if let Some(kernel) = cached(name, &dir)? {
+    let dir = cache_dir_for(arch, name);
+    if let Some(kernel) = cached(name, &dir, arch)? {
         return Ok(kernel);
     }
     // Parallel tests may ask for the same kernel: one downloads, the others wait.
@@ -125,15 +147,15 @@ pub fn fetch(name: &str) -> Result<Kernel> {
     if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) } != 0 {
         bail!("locking {}", dir.display());
     }
-    if let Some(kernel) = cached(name, &dir)? {
+    if let Some(kernel) = cached(name, &dir, arch)? {
         return Ok(kernel);
     }
-    download(name, version, suite_names, &dir)?;
-    cached(name, &dir)?
+    download(name, version, suite_names, &dir, arch)?;
+    cached(name, &dir, arch)?
         .with_context(|| format!("{name} is not in {} after fetching", dir.display()))
 }
 
-fn cached(name: &str, dir: &Path) -> Result<Option<Kernel>> {
+fn cached(name: &str, dir: &Path, arch: Arch) -> Result<Option<Kernel>> {
     let image = dir.join("vmlinuz");
     if !image.is_file() {
         return Ok(None);
@@ -143,7 +165,7 @@ fn cached(name: &str, dir: &Path) -> Result<Option<Kernel>> {
         Ok(release) => release.trim().to_string(),
         // A cache from before the release was recorded.
         Err(_) => {
-            let release = release_of_file(&image)?;
+            let release = release_of_file(&image, arch)?;
             fs::write(&release_file, format!("{release}\n"))?;
             release
         }
@@ -154,6 +176,7 @@ fn cached(name: &str, dir: &Path) -> Result<Option<Kernel>> {
         config: Some(dir.join("config")).filter(|c| c.is_file()),
         dir: dir.to_path_buf(),
         release,
+        modules: modules_in(dir)?,
     }))
 }
 
@@ -223,14 +246,15 @@ fn payload(image: &[u8]) -> Option<&[u8]> {
     image.get(start..start + u32_at(0x24c)?)
 }
 
-fn download(name: &str, version: &str, suite_names: &[&str], dir: &Path) -> Result<()> {
+fn download(name: &str, version: &str, suite_names: &[&str], dir: &Path, arch: Arch) -> Result<()> {
     let started = Instant::now();
     eprintln!(
-        "fetching {name}: Debian's Linux {version} kernel from {}",
+        "fetching {name}: Debian's {} Linux {version} kernel from {}",
+        arch.debian(),
         suite_names.join(" + ")
     );
-    let apt = PrivateApt::verified(suite_names)?;
-    let (release, packages) = apt.kernel_packages(version)?;
+    let apt = PrivateApt::verified(suite_names, arch)?;
+    let (release, packages) = kernel_packages(&apt, version, arch)?;
     let total: u64 = packages.iter().map(|p| p.size).sum();
     for package in &packages {
         eprintln!(
@@ -260,7 +284,7 @@ fn download(name: &str, version: &str, suite_names: &[&str], dir: &Path) -> Resu
         format!("usr/lib/modules/{release}/config"),
     ])
     .with_context(|| format!("no kernel config for {release} in {}", names.join(", ")))?;
-    let in_header = release_of_file(&image)?;
+    let in_header = release_of_file(&image, arch)?;
     if in_header != release {
         bail!(
             "{} says it is Linux {in_header}, not {release}",
@@ -268,6 +292,9 @@ fn download(name: &str, version: &str, suite_names: &[&str], dir: &Path) -> Resu
         );
     }
 
+    if arch == Arch::Arm64 {
+        keep_console_modules(&unpacked, &release, &config, dir)?;
+    }
     fs::copy(&config, dir.join("config"))?;
     fs::write(dir.join("release"), format!("{release}\n"))?;
     fs::write(dir.join("packages"), names.join("\n") + "\n")?;
@@ -282,6 +309,42 @@ fn download(name: &str, version: &str, suite_names: &[&str], dir: &Path) -> Resu
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// The newest `linux-image-ARCH`'s kernel package and, from Debian's 7.x
+/// kernels on (where linux-image-R is a metapackage), the packages with
+/// the image (linux-binary-R) and the config (linux-base-R).
+/// Returns the kernel release too: R of linux-image-R, in every Debian suite.
+fn kernel_packages(apt: &PrivateApt, version: &str, arch: Arch) -> Result<(String, Vec<Package>)> {
+    let meta_name = format!("linux-image-{}", arch.debian());
+    let meta = &apt.show(&[&meta_name])?[0];
+    let image = depends(&cmd::output(
+        apt.command("apt-cache").args(["depends", &meta_name]),
+    )?)
+    .into_iter()
+    .find(|dep| dep.starts_with("linux-image-"))
+    .with_context(|| format!("{meta_name} depends on no linux-image package"))?;
+    let release = image.trim_start_matches("linux-image-").to_string();
+    if !same_minor(&meta.version, version) || !same_minor(&release, version) {
+        bail!(
+            "Debian now ships Linux {} ({image}) there, not {version}: update the matrix in xtask/src/vm/kernels.rs",
+            meta.version
+        );
+    }
+    let mut names = vec![image.clone()];
+    let parts = [
+        format!("linux-binary-{release}"),
+        format!("linux-base-{release}"),
+    ];
+    names.extend(
+        depends(&cmd::output(
+            apt.command("apt-cache").args(["depends", &image]),
+        )?)
+        .into_iter()
+        .filter(|dep| parts.contains(dep)),
+    );
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    Ok((release, apt.show(&names)?))
 }
 
 fn megabytes(bytes: u64) -> String {
@@ -308,7 +371,10 @@ fn release_of(image: &[u8]) -> Option<String> {
     (!release.is_empty()).then(|| release.to_string())
 }
 
-fn release_of_file(image: &Path) -> Result<String> {
+fn release_of_file(image: &Path, arch: Arch) -> Result<String> {
+    if arch == Arch::Arm64 {
+        return arm64_release_of_file(image);
+    }
     // The setup code, which holds the version string, is at most 64 sectors.
     let mut head = Vec::with_capacity(64 * 512);
     File::open(image)
@@ -322,208 +388,43 @@ fn release_of_file(image: &Path) -> Result<String> {
     })
 }
 
-const SYSTEM_KEYRING: &str = "/usr/share/keyrings/debian-archive-keyring.gpg";
-/// A suite the system keyring can verify, whose debian-archive-keyring is
-/// newer than this machine's: the trust path to a key that signs a newer suite.
-const KEYRING_SUITE: &str = "trixie";
-
-/// apt with its own sources, lists, cache and status in a private directory
-/// (removed when dropped) that downloads as `_apt`, not as root.
-struct PrivateApt {
-    root: AptRoot,
+/// The release in an arm64 `Image`: it has no version field in its header,
+/// so it is read from the banner ("Linux version R (builder) ...") in the
+/// uncompressed kernel, which Debian's arm64 vmlinuz files are.
+fn arm64_release_of_file(image: &Path) -> Result<String> {
+    const MAX_IMAGE: u64 = 256 << 20;
+    let mut data = Vec::new();
+    File::open(image)
+        .and_then(|f| f.take(MAX_IMAGE).read_to_end(&mut data))
+        .with_context(|| format!("reading {}", image.display()))?;
+    arm64_release_of(&data).with_context(|| {
+        format!(
+            "{} is not an uncompressed arm64 kernel Image with a \"Linux version\" banner",
+            image.display()
+        )
+    })
 }
 
-struct Package {
-    name: String,
-    version: String,
-    size: u64,
-}
-
-impl PrivateApt {
-    fn new(suite_names: &[&str], keyring: &Path) -> Result<PrivateApt> {
-        let root = AptRoot::new()?;
-        root.dir("etc/sources.list.d")?;
-        root.dir("etc/preferences.d")?;
-        root.download_dir("state/lists/partial")?;
-        root.download_dir("cache/archives/partial")?;
-        let keyring = root.keyring(keyring)?;
-        let root_path = root.path();
-        let mirrors = system_mirrors()?;
-        let sources: String = suite_names
-            .iter()
-            .map(|suite| {
-                let uri = if suite.ends_with("-security") {
-                    &mirrors.security
-                } else {
-                    &mirrors.main
-                };
-                format!("deb [signed-by={}] {uri} {suite} main\n", keyring.display())
-            })
-            .collect();
-        fs::write(root_path.join("etc/sources.list"), sources)?;
-        // An empty dpkg status: nothing is "installed", so every package resolves from the suite alone.
-        fs::write(root_path.join("state/status"), "")?;
-        Ok(PrivateApt { root })
+fn arm64_release_of(image: &[u8]) -> Option<String> {
+    // ARM64 Image header: "ARM\x64" magic at 56.
+    if image.get(56..60)? != b"ARM\x64" {
+        return None;
     }
-
-    /// Updated lists for these suites, verified with the system keyring or,
-    /// when that lacks the suite's signing key, with a newer Debian keyring.
-    fn verified(suite_names: &[&str]) -> Result<PrivateApt> {
-        let apt = PrivateApt::new(suite_names, Path::new(SYSTEM_KEYRING))?;
-        if apt.update()? {
-            return Ok(apt);
-        }
-        eprintln!(
-            "{SYSTEM_KEYRING} lacks the key that signs {}: retrying with debian-archive-keyring from {KEYRING_SUITE}",
-            suite_names[0]
-        );
-        let keyring = newer_keyring()?;
-        let apt = PrivateApt::new(suite_names, &keyring)?;
-        if !apt.update()? {
-            bail!(
-                "no Debian keyring here (nor debian-archive-keyring from {KEYRING_SUITE}) has the key that signs {}",
-                suite_names[0]
-            );
-        }
-        Ok(apt)
-    }
-
-    fn command(&self, program: &str) -> Command {
-        let mut command = Command::new(program);
-        let path = |p: &str| self.root.path().join(p).display().to_string();
-        for option in [
-            format!("Dir::Etc::SourceList={}", path("etc/sources.list")),
-            format!("Dir::Etc::SourceParts={}", path("etc/sources.list.d")),
-            format!("Dir::Etc::Preferences={}", path("etc/preferences")),
-            format!("Dir::Etc::PreferencesParts={}", path("etc/preferences.d")),
-            format!("Dir::State={}", path("state")),
-            format!("Dir::State::status={}", path("state/status")),
-            format!("Dir::Cache={}", path("cache")),
-            "APT::Architecture=amd64".into(),
-            "APT::Architectures=amd64".into(),
-            "Acquire::Languages=none".into(),
-        ] {
-            command.arg("-o").arg(option);
-        }
-        command
-    }
-
-    /// `apt-get update`; false when a suite is signed by a key the keyring lacks.
-    fn update(&self) -> Result<bool> {
-        let (status, stderr) = cmd::run_tee_stderr(self.command("apt-get").args(["update", "-q"]))?;
-        if status.success() {
-            Ok(true)
-        } else if stderr.contains("NO_PUBKEY") {
-            Ok(false)
-        } else {
-            bail!(
-                "apt-get update failed ({status}) for the sources in {}",
-                self.root.path().display()
-            )
-        }
-    }
-
-    /// The newest `linux-image-amd64`'s kernel package and, from Debian's 7.x
-    /// kernels on (where linux-image-R is a metapackage), the packages with
-    /// the image (linux-binary-R) and the config (linux-base-R).
-    /// Returns the kernel release too: R of linux-image-R, in every Debian suite.
-    fn kernel_packages(&self, version: &str) -> Result<(String, Vec<Package>)> {
-        let meta = &self.show(&["linux-image-amd64"])?[0];
-        let image = depends(&cmd::output(
-            self.command("apt-cache")
-                .args(["depends", "linux-image-amd64"]),
-        )?)
-        .into_iter()
-        .find(|dep| dep.starts_with("linux-image-"))
-        .context("linux-image-amd64 depends on no linux-image package")?;
-        let release = image.trim_start_matches("linux-image-").to_string();
-        if !same_minor(&meta.version, version) || !same_minor(&release, version) {
-            bail!(
-                "Debian now ships Linux {} ({image}) there, not {version}: update the matrix in xtask/src/vm/kernels.rs",
-                meta.version
-            );
-        }
-        let mut names = vec![image.clone()];
-        let parts = [
-            format!("linux-binary-{release}"),
-            format!("linux-base-{release}"),
-        ];
-        names.extend(
-            depends(&cmd::output(
-                self.command("apt-cache").args(["depends", &image]),
-            )?)
-            .into_iter()
-            .filter(|dep| parts.contains(dep)),
-        );
-        let names: Vec<&str> = names.iter().map(String::as_str).collect();
-        Ok((release, self.show(&names)?))
-    }
-
-    /// Name, version and download size of each package's candidate version.
-    fn show(&self, names: &[&str]) -> Result<Vec<Package>> {
-        let text = cmd::output(
-            self.command("apt-cache")
-                .args(["show", "--no-all-versions"])
-                .args(names),
-        )?;
-        let packages = parse_packages(&text);
-        if packages.len() != names.len() {
-            bail!(
-                "apt-cache show {} found {} packages",
-                names.join(" "),
-                packages.len()
-            );
-        }
-        Ok(packages)
-    }
-
-    /// Download the packages into this apt's directory and `dpkg -x` them all
-    /// into one tree, which the caller removes when done.
-    fn download_and_unpack(&self, names: &[&str]) -> Result<PathBuf> {
-        let unpacked = self.root.path().join("unpacked");
-        if unpacked.exists() {
-            fs::remove_dir_all(&unpacked)?;
-        }
-        fs::create_dir(&unpacked)?;
-        let debs = self.root.download_dir("debs")?;
-        cmd::run(
-            self.command("apt-get")
-                .current_dir(&debs)
-                .arg("download")
-                .args(names),
-        )?;
-        for deb in fs::read_dir(&debs)? {
-            cmd::run(
-                Command::new("dpkg")
-                    .arg("-x")
-                    .arg(deb?.path())
-                    .arg(&unpacked),
-            )?;
-        }
-        fs::remove_dir_all(&debs)?;
-        Ok(unpacked)
-    }
-}
-
-/// debian-archive-keyring's keyring from [`KEYRING_SUITE`], itself verified
-/// with the system keyring; cached in target/vm/apt/.
-fn newer_keyring() -> Result<PathBuf> {
-    let cached = workspace::vm_dir().join("apt/debian-archive-keyring.gpg");
-    if cached.is_file() {
-        return Ok(cached);
-    }
-    let apt = PrivateApt::new(&[KEYRING_SUITE], Path::new(SYSTEM_KEYRING))?;
-    if !apt.update()? {
-        bail!("{SYSTEM_KEYRING} cannot verify Debian {KEYRING_SUITE} either: update debian-archive-keyring on this machine");
-    }
-    let unpacked = apt.download_and_unpack(&["debian-archive-keyring"])?;
-    fs::copy(
-        unpacked.join("usr/share/keyrings/debian-archive-keyring.gpg"),
-        &cached,
-    )
-    .context("debian-archive-keyring has no usr/share/keyrings/debian-archive-keyring.gpg")?;
-    fs::remove_dir_all(&unpacked)?;
-    Ok(cached)
+    const BANNER: &[u8] = b"Linux version ";
+    image
+        .windows(BANNER.len())
+        .enumerate()
+        .find_map(|(at, window)| {
+            if window != BANNER {
+                return None;
+            }
+            let text = image.get(at + BANNER.len()..)?;
+            let end = text.iter().take(100).position(|&b| b == b' ')?;
+            let release = std::str::from_utf8(&text[..end]).ok()?;
+            let plausible =
+                release.starts_with(|c: char| c.is_ascii_digit()) && text[end..].starts_with(b" (");
+            plausible.then(|| release.to_string())
+        })
 }
 
 /// "6.12.117+deb13-amd64" and "6.12.117-1" are 6.12; "6.1.0-56-amd64" is 6.1, not 6.12.
@@ -531,86 +432,6 @@ fn same_minor(version: &str, minor: &str) -> bool {
     version
         .strip_prefix(minor)
         .is_some_and(|rest| rest.starts_with(['.', '-', '+']))
-}
-
-/// The `Depends:` lines of `apt-cache depends` (alternatives included).
-fn depends(text: &str) -> Vec<String> {
-    text.lines()
-        .filter_map(|line| {
-            line.trim()
-                .trim_start_matches('|')
-                .strip_prefix("Depends: ")
-        })
-        .map(str::to_string)
-        .collect()
-}
-
-fn parse_packages(text: &str) -> Vec<Package> {
-    text.split("\n\n")
-        .filter_map(|paragraph| {
-            let field = |name: &str| {
-                paragraph
-                    .lines()
-                    .find_map(|line| line.strip_prefix(name)?.strip_prefix(':'))
-                    .map(str::trim)
-            };
-            Some(Package {
-                name: field("Package")?.to_string(),
-                version: field("Version")?.to_string(),
-                size: field("Size")?.parse().ok()?,
-            })
-        })
-        .collect()
-}
-
-struct Mirrors {
-    main: String,
-    security: String,
-}
-
-/// The Debian mirror this machine's apt uses, so the private config names no host of its own.
-fn system_mirrors() -> Result<Mirrors> {
-    let mut text = String::new();
-    for file in [
-        "/etc/apt/sources.list.d/debian.sources",
-        "/etc/apt/sources.list",
-    ] {
-        text.push_str(&fs::read_to_string(file).unwrap_or_default());
-        text.push('\n');
-    }
-    parse_mirrors(&text).context(
-        "no Debian mirror in /etc/apt/sources.list.d/debian.sources or /etc/apt/sources.list",
-    )
-}
-
-/// The `.../debian` and `.../debian-security` URIs of deb822 `URIs:` lines or one-line `deb` entries.
-fn parse_mirrors(text: &str) -> Option<Mirrors> {
-    let uris: Vec<&str> = text
-        .lines()
-        .filter_map(|line| {
-            let line = line.trim();
-            if let Some(uris) = line.strip_prefix("URIs:") {
-                return uris.split_whitespace().next();
-            }
-            let rest = line.strip_prefix("deb ")?.trim_start();
-            let rest = match rest.strip_prefix('[') {
-                Some(options) => options.split_once(']')?.1,
-                None => rest,
-            };
-            rest.split_whitespace().next()
-        })
-        .map(|uri| uri.trim_end_matches('/'))
-        .collect();
-    let main = *uris.iter().find(|u| u.ends_with("/debian"))?;
-    let security = uris
-        .iter()
-        .find(|u| u.ends_with("/debian-security"))
-        .map(|u| u.to_string())
-        .unwrap_or_else(|| format!("{main}-security"));
-    Some(Mirrors {
-        main: main.to_string(),
-        security,
-    })
 }
 
 #[cfg(test)]
@@ -641,35 +462,33 @@ mod tests {
     }
 
     #[test]
-    fn mirrors_from_deb822_and_one_line_sources() {
-        let deb822 = "Types: deb\n# http://old.example/debian\nURIs: http://mirror.example/debian\nSuites: bookworm\n\n\
-                      Types: deb\nURIs: http://mirror.example/debian-security/\nSuites: bookworm-security\n";
-        let mirrors = parse_mirrors(deb822).unwrap();
-        assert_eq!(mirrors.main, "http://mirror.example/debian");
-        assert_eq!(mirrors.security, "http://mirror.example/debian-security");
-        let legacy = "deb [arch=amd64 signed-by=/k.gpg] http://m.example/debian/ bookworm main\n";
-        let mirrors = parse_mirrors(legacy).unwrap();
-        assert_eq!(mirrors.main, "http://m.example/debian");
-        assert_eq!(mirrors.security, "http://m.example/debian-security");
-        assert!(parse_mirrors("deb https://packages.example/apt cloud main\n").is_none());
-        assert!(parse_mirrors("# deb http://m.example/debian bookworm main\n").is_none());
-    }
-
-    #[test]
     fn matrix_names_map_to_suites_and_specs() {
         for name in MATRIX {
-            let (minor, suites) = suites(name).unwrap();
+            let (minor, suites) = suites(name, Arch::X86_64).unwrap();
             assert_eq!(name, format!("debian-{minor}"));
             assert!(!suites.is_empty());
             assert_eq!(KernelSpec::from(name), KernelSpec::Debian(name));
         }
-        assert_eq!(suites("debian-7.2").unwrap().1, ["sid"]);
+        assert_eq!(suites("debian-7.2", Arch::X86_64).unwrap().1, ["sid"]);
+        assert_eq!(suites("debian-5.10", Arch::Arm64).unwrap().1, ["bullseye"]);
         assert_eq!(
             KernelSpec::from("debian-4.19"),
             KernelSpec::Path("debian-4.19".into())
         );
-        let err = KernelSpec::from("debian-4.19").resolve().unwrap_err();
+        let err = KernelSpec::from("debian-4.19")
+            .resolve(Arch::X86_64)
+            .unwrap_err();
         assert!(err.to_string().contains("debian-6.12"), "{err}");
+    }
+
+    #[test]
+    fn arm64_release_is_read_from_the_banner() {
+        let mut image = vec![0u8; 64];
+        image[56..60].copy_from_slice(b"ARM\x64");
+        image.extend_from_slice(b"xx Linux version %s\0Linux version 6.1.0-57-arm64 (debian-kernel@lists.debian.org) (gcc)");
+        assert_eq!(arm64_release_of(&image).as_deref(), Some("6.1.0-57-arm64"));
+        image[56] = b'X';
+        assert_eq!(arm64_release_of(&image), None, "no arm64 Image magic");
     }
 
     #[test]
@@ -681,22 +500,6 @@ mod tests {
         assert!(!same_minor("6.1.0-56-amd64", "6.12"));
         assert!(!same_minor("6.12.117-1", "6.1"));
         assert!(!same_minor("7.20.1-1", "7.2"));
-    }
-
-    #[test]
-    fn apt_cache_output_is_parsed() {
-        let text = "linux-image-amd64\n  Depends: linux-image-7.2.13+deb14-amd64\n  |Depends: a\n  Recommends: b\n";
-        assert_eq!(depends(text), ["linux-image-7.2.13+deb14-amd64", "a"]);
-        let show =
-            "Package: linux-binary-7.2.13+deb14-amd64\nSource: linux-signed-amd64 (7.2.13+1)\n\
-                    Version: 7.2.13-1\nSize: 15234567\nDescription: x\n\n\
-                    Package: linux-base-7.2.13+deb14-amd64\nVersion: 7.2.13-1\nSize: 1000\n\n";
-        let packages = parse_packages(show);
-        assert_eq!(packages.len(), 2);
-        assert_eq!(packages[0].name, "linux-binary-7.2.13+deb14-amd64");
-        assert_eq!(packages[0].version, "7.2.13-1");
-        assert_eq!(packages[0].size, 15_234_567);
-        assert_eq!(packages[1].size, 1000);
     }
 
     #[test]

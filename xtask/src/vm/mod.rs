@@ -12,9 +12,11 @@
 //! # anyhow::Ok(())
 //! ```
 
+pub(crate) mod apt;
 mod apt_root;
 mod initramfs;
 pub mod kernels;
+mod modules;
 mod qemu;
 mod tcg;
 mod watch;
@@ -37,6 +39,9 @@ pub use kernels::{Kernel, KernelSpec, MATRIX};
 #[derive(Debug, Clone)]
 pub struct VmRun {
     pub kernel: KernelSpec,
+    /// The guest's architecture: Debian's kernel of that architecture, its
+    /// busybox, and programs built for it.
+    pub arch: Arch,
     /// The program and its arguments. The program is a host file (a path with
     /// a `/`: copied in at its absolute path, with its shared libraries), a
     /// busybox applet, or else a program on the host's PATH (copied in).
@@ -57,6 +62,53 @@ pub struct VmRun {
     pub append: Vec<String>,
     /// Echo the kernel console (ttyS0) to stderr as it boots.
     pub verbose: bool,
+}
+
+/// A CPU architecture the lessons are built for and run on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Arch {
+    /// x86_64 (Debian's amd64): QEMU's q35-like default machine.
+    #[default]
+    #[value(name = "x86_64", alias = "amd64")]
+    X86_64,
+    /// aarch64 (Debian's arm64): QEMU's `virt` machine, always emulated (TCG).
+    #[value(alias = "aarch64")]
+    Arm64,
+}
+
+impl Arch {
+    /// Debian's name for it, as in `linux-image-arm64`.
+    pub fn debian(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "amd64",
+            Arch::Arm64 => "arm64",
+        }
+    }
+
+    /// Rust's target triple, as in target/aarch64-unknown-linux-gnu/.
+    pub fn rust_target(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "x86_64-unknown-linux-gnu",
+            Arch::Arm64 => "aarch64-unknown-linux-gnu",
+        }
+    }
+
+    /// Prefixed to cache directory names: x86_64 keeps the plain ones.
+    pub fn cache_prefix(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "",
+            Arch::Arm64 => "arm64-",
+        }
+    }
+}
+
+impl std::fmt::Display for Arch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Arch::X86_64 => "x86_64",
+            Arch::Arm64 => "arm64",
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -100,6 +152,7 @@ impl VmRun {
     ) -> VmRun {
         VmRun {
             kernel: kernel.into(),
+            arch: Arch::X86_64,
             command: command.into_iter().map(Into::into).collect(),
             extra_files: Vec::new(),
             env: Vec::new(),
@@ -142,7 +195,7 @@ impl VmRun {
 
     fn run(&self, stream: bool) -> Result<VmOutput> {
         let (argv, program) = self.guest_command()?;
-        let kernel = self.kernel.resolve()?;
+        let kernel = self.kernel.resolve(self.arch)?;
         let dir = RunDir::new()?;
         let mut executables: Vec<(PathBuf, PathBuf)> = program
             .map(|path| (path.clone(), path))
@@ -154,9 +207,18 @@ impl VmRun {
                 bail!("guest path {} is not absolute", guest.display());
             }
         }
-        let init = initramfs::init_script(&argv, &self.guest_env(stream))?;
+        let ports = qemu::guest_ports(self.arch);
+        let init = initramfs::init_script(&argv, &self.guest_env(stream), ports)?;
         let initrd = dir.join("initramfs.cpio");
-        let archive = initramfs::build(&init, &executables, &dir)?;
+        let busybox = initramfs::busybox(self.arch)?;
+        let archive = initramfs::build(
+            &init,
+            &busybox,
+            &kernel.modules,
+            &executables,
+            &dir,
+            self.arch,
+        )?;
         File::create_new(&initrd)
             .and_then(|mut file| file.write_all(&archive))
             .with_context(|| format!("writing {}", initrd.display()))?;
@@ -194,11 +256,11 @@ impl VmRun {
         let console = String::from_utf8_lossy(&collected[qemu::CONSOLE]).into_owned();
         let status = initramfs::exit_status(&console);
         let label = match &self.kernel {
-            KernelSpec::Debian(name) => name,
-            KernelSpec::Path(_) => kernel.release.as_str(),
+            KernelSpec::Debian(name) => format!("{}{name}", self.arch.cache_prefix()),
+            KernelSpec::Path(_) => kernel.release.clone(),
         };
         let ok = status.is_some() && finished.stopped.is_none();
-        let console_log = keep_console_log(&serial[qemu::CONSOLE], label, ok)?;
+        let console_log = keep_console_log(&serial[qemu::CONSOLE], &label, ok)?;
         let vm = format!("the VM ({}, Linux {})", kernel.name, kernel.release);
         if let Some(stop) = finished.stopped {
             return Err(GuestDied(format!(
@@ -265,6 +327,8 @@ impl VmRun {
             path
         } else if busybox_applets()?.contains(&program) {
             return Ok((argv, None));
+        } else if self.arch != Arch::X86_64 {
+            bail!("{program}: not a file or a busybox applet (programs on this host's PATH do not run on {})", self.arch);
         } else {
             on_path(&program).with_context(|| {
                 format!("{program}: not a file, a busybox applet or a program on PATH")

@@ -12,17 +12,21 @@ use std::time::{Duration, Instant};
 pub const HEARTBEAT_SECS: u32 = 5;
 
 /// Console lines that mean the guest kernel is broken, whatever it does next.
-/// `int3:` is the TCG code-patching oops (`Oops: int3: 0000 [#1]`).
+/// `int3:` is the x86_64 TCG code-patching oops (`Oops: int3: 0000 [#1]`);
+/// `Internal error:` begins every arm64 die() report (an oops, a BRK from
+/// BUG(), an undefined instruction).
 const OOPS_MARKERS: &[&str] = &[
     "Oops:",
     "BUG:",
     "Kernel panic",
     "general protection fault",
     "int3:",
+    "Internal error:",
 ];
 
-/// Lines of a report worth showing besides the marker lines.
-const CONTEXT_MARKERS: &[&str] = &["RIP:", "Comm:"];
+/// Lines of a report worth showing besides the marker lines: where it
+/// happened (x86_64's `RIP:`, arm64's `pc :`) and in which task.
+const CONTEXT_MARKERS: &[&str] = &["RIP:", "pc :", "Comm:"];
 
 /// After the first oops line, the kernel goes on printing the registers and
 /// the call trace; the run ends at the trace's end or after this long.
@@ -179,6 +183,28 @@ mod tests {
         assert!(text.contains("RIP: 0010:0x0"), "{text}");
     }
 
+    /// The shape of arm64's die() report (arch/arm64/kernel/traps.c and
+    /// __show_regs): the marker, the task, the pc.
+    #[test]
+    fn an_arm64_oops_shows_its_task_and_pc() {
+        let report = "\
+[    2.1] Unable to handle kernel NULL pointer dereference at virtual address 0000000000000000
+[    2.1] Internal error: Oops: 0000000096000004 [#1] SMP
+[    2.1] CPU: 1 PID: 1 Comm: sh Not tainted 6.1.0-40-arm64 #1  Debian 6.1.153-1
+[    2.1] pc : do_unlinkat+0x30/0x2a0
+[    2.1] lr : __arm64_sys_unlinkat+0x48/0x80
+[    2.1] ---[ end trace 0000000000000000 ]---
+";
+        let (watch, start) = fed(report, 13);
+        let Some(Stop::Oops(lines)) = watch.verdict(start) else {
+            panic!("no oops seen");
+        };
+        assert_eq!(lines.len(), 3, "{lines:?}");
+        assert!(lines[0].contains("Internal error: Oops:"), "{lines:?}");
+        assert!(lines[1].contains("Comm: sh"), "{lines:?}");
+        assert!(lines[2].contains("pc : do_unlinkat"), "{lines:?}");
+    }
+
     #[test]
     fn every_marker_is_caught() {
         for line in [
@@ -187,6 +213,7 @@ mod tests {
             "[ 3.1] BUG: unable to handle page fault for address: ffff",
             "[ 3.1] Oops: 0002 [#1] PREEMPT SMP NOPTI",
             "[ 3.1] int3: 0000 [#1] SMP",
+            "[ 3.1] Internal error: BRK handler: 00000000f2000800 [#1] SMP",
         ] {
             let (watch, start) = fed(&format!("{line}\n"), 4096);
             assert!(
