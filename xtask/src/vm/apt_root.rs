@@ -3,12 +3,12 @@
 //! root's apt downloads as `_apt` and never as root, whatever the workspace
 //! path (a home directory of mode 0700, a name with spaces).
 
-use std::ffi::CString;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use nix::unistd::User;
 
 /// apt's sandbox user.
 const SANDBOX_USER: &str = "_apt";
@@ -72,12 +72,8 @@ impl AptRoot {
 }
 
 fn user_ids(name: &str) -> Option<(u32, u32)> {
-    let name = CString::new(name).ok()?;
-    // SAFETY: getpwnam returns null or a pointer to a static record, read
-    // at once; xtask looks up no other users concurrently.
-    let entry = unsafe { libc::getpwnam(name.as_ptr()) };
-    // SAFETY: checked for null.
-    unsafe { entry.as_ref() }.map(|entry| (entry.pw_uid, entry.pw_gid))
+    let user = User::from_name(name).ok()??;
+    Some((user.uid.as_raw(), user.gid.as_raw()))
 }
 
 #[cfg(test)]
@@ -93,8 +89,7 @@ mod tests {
         let owner = fs::metadata(&partial).unwrap().uid();
         match (crate::workspace::is_root(), user_ids(SANDBOX_USER)) {
             (true, Some((uid, _))) => assert_eq!(owner, uid, "root's apt must download as _apt"),
-            // SAFETY: geteuid has no preconditions.
-            _ => assert_eq!(owner, unsafe { libc::geteuid() }),
+            _ => assert_eq!(owner, rustix::process::geteuid().as_raw()),
         }
         let spaced = tempfile::Builder::new()
             .prefix("a workspace with spaces ")

@@ -7,13 +7,13 @@
 use std::fmt;
 use std::fs::{self, File};
 use std::io::{Read, Write};
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
+use rustix::fs::{flock, FlockOperation};
 
 use super::apt::{depends, Package, PrivateApt};
 use super::modules::{keep_console_modules, modules_in};
@@ -143,10 +143,9 @@ pub fn fetch_for(arch: Arch, name: &str) -> Result<Kernel> {
     // Parallel tests may ask for the same kernel: one downloads, the others wait.
     fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let lock = File::create(dir.join(".lock"))?;
-    // SAFETY: flock on an open descriptor; released when `lock` is closed.
-    if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) } != 0 {
-        bail!("locking {}", dir.display());
-    }
+    // Released when `lock` is closed.
+    flock(&lock, FlockOperation::LockExclusive)
+        .with_context(|| format!("locking {}", dir.display()))?;
     if let Some(kernel) = cached(name, &dir, arch)? {
         return Ok(kernel);
     }

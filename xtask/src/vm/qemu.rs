@@ -9,6 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use rustix::process::{set_parent_process_death_signal, Signal};
 
 use super::watch::{Stop, Watch};
 use super::{Accel, Arch, VmRun};
@@ -107,10 +108,7 @@ pub fn command(run: &VmRun, image: &Path, initrd: &Path, serial: &[PathBuf; 3]) 
     // SAFETY: prctl is async-signal-safe. QEMU dies with the thread that
     // started it (Ctrl-C, a killed test), instead of running on unseen.
     unsafe {
-        qemu.pre_exec(|| {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            Ok(())
-        });
+        qemu.pre_exec(|| Ok(set_parent_process_death_signal(Some(Signal::KILL))?));
     }
     qemu
 }
