@@ -1,7 +1,11 @@
 //! Where the workspace and its target directory are, from any caller: the
 //! xtask binary, or a test binary whose working directory is its own crate.
 
-use std::path::PathBuf;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use rustix::fs::{flock, FlockOperation};
 
 /// Running as root: apt installs and native BPF runs need it.
 pub fn is_root() -> bool {
@@ -28,4 +32,14 @@ pub fn target_dir() -> PathBuf {
 /// Kernels, logs and scratch space of `cargo xtask vm`.
 pub fn vm_dir() -> PathBuf {
     target_dir().join("vm")
+}
+
+/// Hold `dir`'s lock file: parallel tests may want the same download, one
+/// fetches and the others wait. Released when the returned file is closed.
+pub fn lock_dir(dir: &Path) -> Result<File> {
+    let path = dir.join(".lock");
+    let lock = File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+    flock(&lock, FlockOperation::LockExclusive)
+        .with_context(|| format!("locking {}", path.display()))?;
+    Ok(lock)
 }

@@ -2,8 +2,7 @@
 //! to run with the shared libraries they need, at the same paths as on the host.
 
 use std::collections::BTreeSet;
-use std::fs::{self, File};
-use std::os::fd::AsRawFd;
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -30,12 +29,7 @@ pub fn busybox(arch: Arch) -> Result<PathBuf> {
         return Ok(cached);
     }
     fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    // Parallel tests may ask at the same time: one downloads, the others wait.
-    let lock = File::create(dir.join(".lock"))?;
-    // SAFETY: flock on an open descriptor; released when `lock` is closed.
-    if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) } != 0 {
-        bail!("locking {}", dir.display());
-    }
+    let _lock = workspace::lock_dir(&dir)?;
     if cached.is_file() {
         return Ok(cached);
     }

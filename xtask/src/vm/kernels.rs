@@ -13,7 +13,6 @@ use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use rustix::fs::{flock, FlockOperation};
 
 use super::apt::{depends, Package, PrivateApt};
 use super::modules::{keep_console_modules, modules_in};
@@ -140,12 +139,8 @@ pub fn fetch_for(arch: Arch, name: &str) -> Result<Kernel> {
     if let Some(kernel) = cached(name, &dir, arch)? {
         return Ok(kernel);
     }
-    // Parallel tests may ask for the same kernel: one downloads, the others wait.
     fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let lock = File::create(dir.join(".lock"))?;
-    // Released when `lock` is closed.
-    flock(&lock, FlockOperation::LockExclusive)
-        .with_context(|| format!("locking {}", dir.display()))?;
+    let _lock = workspace::lock_dir(&dir)?;
     if let Some(kernel) = cached(name, &dir, arch)? {
         return Ok(kernel);
     }
