@@ -150,6 +150,13 @@ impl Lesson {
         if let Some(pid) = self.args.pid {
             trace_pid(traced_tgids, pid)?;
         }
+        // Say so before the command starts: under emulation the command may
+        // run to its end before the lesson is scheduled again, and its output
+        // must not come before this line. A stop signal that already came
+        // means the command will not start (start() says why), so no line.
+        if self.command.is_none() || STOP_SIGNALS.first().is_none() {
+            self.announce();
+        }
         let child = match &self.command {
             Some(command) => {
                 // Trace ourselves for the instant of the fork: follow_fork then adds the
@@ -162,7 +169,6 @@ impl Lesson {
             }
             None => None,
         };
-        self.announce(); // after the start: "running the command" is then true
         Ok(Watch {
             child,
             status: None,
