@@ -6,6 +6,7 @@ pub mod book;
 pub mod cmd;
 pub mod deps;
 pub mod exercise;
+pub mod soak;
 pub mod test;
 pub mod try_lesson;
 pub mod vm;

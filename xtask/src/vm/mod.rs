@@ -17,7 +17,7 @@ mod initramfs;
 pub mod kernels;
 mod qemu;
 mod tcg;
-mod watch;
+pub mod watch;
 
 use std::ffi::OsString;
 use std::fs::{self, File};
@@ -140,7 +140,8 @@ impl VmRun {
         Ok(output.status)
     }
 
-    fn run(&self, stream: bool) -> Result<VmOutput> {
+    /// One boot, not retried (`vm-soak` counts the failures).
+    pub fn run(&self, stream: bool) -> Result<VmOutput> {
         let (argv, program) = self.guest_command()?;
         let kernel = self.kernel.resolve()?;
         let dir = RunDir::new()?;
