@@ -7,6 +7,7 @@ pub mod build;
 pub mod cmd;
 pub mod deps;
 pub mod exercise;
+pub mod soak;
 pub mod test;
 pub mod try_lesson;
 pub mod vm;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use xtask::vm::{kernels, Accel, Arch, VmRun};
-use xtask::{bench, book, build, deps, exercise, test, try_lesson, vm};
+use xtask::{bench, book, build, deps, exercise, soak, test, try_lesson, vm};
 
 #[derive(Parser)]
 #[command(
@@ -23,6 +23,8 @@ struct Cli {
 enum Task {
     /// Boot a kernel in QEMU and run COMMAND in it; exits with COMMAND's status
     Vm(VmArgs),
+    /// Boot kernels many times under kprobe churn and count guest oopses and hangs
+    VmSoak(soak::Args),
     /// Same as `vm fetch`
     #[command(hide = true)]
     Fetch(FetchArgs),
@@ -162,6 +164,7 @@ fn run(task: Task) -> Result<ExitCode> {
             }
             Ok(ExitCode::from(run.run_streaming()? as u8))
         }
+        Task::VmSoak(args) => soak::run(&args).map(|()| ExitCode::SUCCESS),
         Task::Deps => {
             deps::ensure(&[
                 deps::BUILD,

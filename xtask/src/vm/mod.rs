@@ -19,7 +19,7 @@ pub mod kernels;
 mod modules;
 mod qemu;
 mod tcg;
-mod watch;
+pub mod watch;
 
 use std::ffi::OsString;
 use std::fs::{self, File};
@@ -193,7 +193,8 @@ impl VmRun {
         Ok(output.status)
     }
 
-    fn run(&self, stream: bool) -> Result<VmOutput> {
+    /// One boot, not retried (`vm-soak` counts the failures).
+    pub fn run(&self, stream: bool) -> Result<VmOutput> {
         let (argv, program) = self.guest_command()?;
         let kernel = self.kernel.resolve(self.arch)?;
         let dir = RunDir::new()?;

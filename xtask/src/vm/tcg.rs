@@ -1,12 +1,18 @@
-//! How many host threads TCG may use. Measured on 2026-12-02: boot, then 8
-//! kprobe attach/detach cycles under unlink load, 2 vCPUs, debian-6.12 and
-//! debian-7.2, about 62 runs per kernel and setup:
-//! - Debian's QEMU 7.2, thread=multi: 12 of 125 runs failed (int3 oopses, and
-//!   NULL calls from __x64_sys_unlink): a vCPU ran kernel text that another
-//!   vCPU was patching.
-//! - QEMU 10.0 (bookworm-backports), thread=multi: 0 of 124.
-//! - QEMU 7.2, thread=single: 0 of 124, booting as fast, but attach/detach
-//!   (which waits for the other vCPU) slower.
+//! How many host threads TCG may use. Measured with `cargo xtask vm-soak`
+//! (boot, then 8 enable/disable cycles of a tracefs kprobe on the unlink path
+//! while a loop unlinks files; 2 vCPUs; setups in turn on a shared 2-core
+//! host), 2026-12-02 (same guest workload from scripts) and 2026-12-03:
+//! - Debian's QEMU 7.2, thread=multi: 24 of 325 runs failed (debian-6.12
+//!   14/162, debian-7.2 10/163): int3 oopses whose code bytes are already
+//!   the patched nop (sched_clock_cpu at boot, __schedule, try_to_wake_up,
+//!   wake_up_new_task), and NULL calls from __x64_sys_unlink: a vCPU ran
+//!   kernel text that another vCPU was patching. None in the first 47 runs
+//!   of 2026-12-03, at host load 5-17, when its vCPU threads rarely ran at
+//!   once; then 12 of 153.
+//! - QEMU 10.0 (bookworm-backports), thread=multi: 0 of 318.
+//! - QEMU 7.2, thread=single: 0 of 302 on 6.12 and 7.2, and 0 of 46 boots of
+//!   5.10 and 6.1; booting as fast, but attach/detach (which waits for the
+//!   other vCPU) slower.
 //!
 //! So one thread per vCPU only where QEMU is new enough.
 
