@@ -129,7 +129,7 @@ pub fn verifier_last_line(libbpf_log: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::facts::tests::this_machine;
+    use crate::facts::fixtures::this_machine;
 
     #[test]
     fn containers_and_namespaces() {

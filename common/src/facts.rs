@@ -214,11 +214,13 @@ pub fn parse_kernel_version(release: &str) -> Option<(u32, u32)> {
 /// Locked memory the lessons' maps take on kernels that still charge it (before 5.11), rounded up.
 pub const MEMLOCK_NEEDED: u64 = 8 << 20;
 
-#[cfg(test)]
-pub(crate) mod tests {
-    use super::*;
+/// Facts for tests, here and in the doctor (feature `test-fixtures`).
+#[cfg(any(test, feature = "test-fixtures"))]
+pub mod fixtures {
+    use super::Facts;
 
-    pub(crate) fn this_machine() -> Facts {
+    /// The machine this tutorial is written on: no kprobes, tracing refused at load.
+    pub fn this_machine() -> Facts {
         Facts {
             privileged: true,
             kprobe_pmu: false,
@@ -239,6 +241,11 @@ pub(crate) mod tests {
             ..Facts::default()
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
 
     #[test]
     fn uid_maps() {

@@ -195,29 +195,7 @@ pub fn predict(probe: Probe, facts: &Facts) -> Prediction {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The machine this tutorial is written on: no kprobes, tracing refused at load.
-    fn this_machine() -> Facts {
-        Facts {
-            privileged: true,
-            kprobe_pmu: false,
-            kprobe_events: false,
-            btf: true,
-            kernel_version: Some((6, 18)),
-            lockdown_confidentiality: false,
-            euid: Some(0),
-            arch: Some("x86_64".into()),
-            config_bpf_syscall: Some(true),
-            config_kprobes: Some(false),
-            config_ftrace: Some(true),
-            config_direct_calls: Some(true),
-            function_in_btf: Some(true),
-            function_in_kallsyms: Some(true),
-            function_tracing_locked: true,
-            seccomp: Some(0),
-            ..Facts::default()
-        }
-    }
+    use unlink_common::facts::fixtures::this_machine;
 
     /// A stock distribution kernel, run as root: everything works.
     fn debian(arch: &str, version: (u32, u32)) -> Facts {
