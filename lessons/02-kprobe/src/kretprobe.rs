@@ -18,7 +18,7 @@
 //! kprobe PMU. When tracefs is not mounted, the kretprobe falls back to
 //! libbpf's way; the lesson still counts each return it misses.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{File, OpenOptions};
 use std::io::{Read as _, Write as _};
 use std::os::fd::{FromRawFd as _, IntoRawFd as _, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -159,9 +159,13 @@ fn open_perf_event(id: u64) -> Result<OwnedFd> {
 /// A lesson killed with SIGKILL leaves its kretprobe behind in tracefs:
 /// remove those whose lesson is gone (and one whose pid is ours again).
 fn remove_stale_events(kprobe_events: &Path) {
-    let Ok(defined) = fs::read_to_string(kprobe_events) else {
+    // A line per kprobe on the system; 1 MiB holds thousands of them.
+    let mut defined = String::new();
+    let read =
+        File::open(kprobe_events).and_then(|file| file.take(1 << 20).read_to_string(&mut defined));
+    if read.is_err() {
         return;
-    };
+    }
     let prefix = format!("{GROUP}/kretprobe_");
     for line in defined.lines() {
         // A line reads `r256:unlink_lab/kretprobe_PID do_unlinkat`.
