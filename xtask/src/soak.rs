@@ -5,22 +5,21 @@
 //! own text while another vCPU runs it, what multi-threaded TCG in QEMU 7.2
 //! got wrong. The numbers are in vm/tcg.rs; this reruns them.
 //!
-//! QEMU is chosen, niced and given its TCG thread mode by a small wrapper
-//! script put first on PATH, so the runs go through the same `VmRun` as every
-//! other VM run, with its console watcher, and without its retry.
+//! The runs go through the same `VmRun` as every other VM run, with its
+//! console watcher, and without its retry; its `qemu` field picks the QEMU,
+//! its firmware, niceness and TCG threads.
 
 use std::fmt::Write as _;
-use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 
-use crate::cmd::{self, shell_quote};
+use crate::cmd;
 use crate::deps;
-use crate::vm::VmRun;
+use crate::vm::tcg::Threads;
+use crate::vm::{QemuChoice, VmRun};
 
 #[derive(Clone, clap::Args)]
 pub struct Args {
@@ -31,8 +30,8 @@ pub struct Args {
     #[arg(long, default_value_t = 10)]
     pub runs: u32,
     /// TCG threads: auto is what `cargo xtask vm` picks for this QEMU (vm::tcg)
-    #[arg(long, value_enum, default_value_t = Thread::Auto)]
-    pub thread: Thread,
+    #[arg(long, value_enum, default_value_t = Threads::Auto)]
+    pub thread: Threads,
     /// The QEMU binary, e.g. one unpacked from bookworm-backports
     #[arg(long, default_value = "/usr/bin/qemu-system-x86_64")]
     pub qemu: PathBuf,
@@ -42,13 +41,6 @@ pub struct Args {
     /// Niceness of QEMU, so that a soak does not starve the host
     #[arg(long, default_value_t = 10)]
     pub nice: u8,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Thread {
-    Auto,
-    Single,
-    Multi,
 }
 
 /// The guest's command: `booted`, `done` (guest uptimes) and `hits` lines on
@@ -95,17 +87,18 @@ pub fn run(args: &Args) -> Result<()> {
     let version = cmd::output(Command::new(&args.qemu).arg("--version"))
         .with_context(|| format!("--qemu {}: not a QEMU binary", args.qemu.display()))?;
     let version = version.lines().next().unwrap_or_default().to_string();
-    let wrapper = wrapper_dir(args)?;
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let mut dirs = vec![wrapper.path().to_path_buf()];
-    dirs.extend(std::env::split_paths(&path));
-    // Single-threaded so far: VmRun finds qemu-system-x86_64 on this PATH.
-    std::env::set_var("PATH", std::env::join_paths(dirs)?);
+    let qemu = QemuChoice {
+        binary: Some(args.qemu.clone()),
+        firmware: args.firmware.clone(),
+        threads: args.thread,
+        nice: args.nice.into(),
+    };
 
     let mut runs = Vec::new();
     for round in 1..=args.runs {
         for kernel in &args.kernel {
-            let vm = VmRun::new(kernel.as_str(), ["sh", "-c", WORKLOAD]);
+            let mut vm = VmRun::new(kernel.as_str(), ["sh", "-c", WORKLOAD]);
+            vm.qemu = qemu.clone();
             let started = Instant::now();
             let outcome = outcome(vm.run(false))?;
             let run = Run {
@@ -119,43 +112,6 @@ pub fn run(args: &Args) -> Result<()> {
     }
     print!("{}", summary(&version, args.thread, &runs));
     Ok(())
-}
-
-/// A private directory holding `qemu-system-x86_64`: the chosen QEMU, niced,
-/// with -L firmware, and with a forced TCG thread mode unless auto.
-fn wrapper_dir(args: &Args) -> Result<tempfile::TempDir> {
-    let dir = tempfile::Builder::new()
-        .prefix("vm-soak-")
-        .tempdir()
-        .context("creating a private directory for the QEMU wrapper")?;
-    let mut script = String::from("#!/bin/sh\n# cargo xtask vm-soak\n");
-    let forced = match args.thread {
-        Thread::Auto => None,
-        Thread::Single => Some("tcg,thread=single"),
-        Thread::Multi => Some("tcg,thread=multi"),
-    };
-    if let Some(accel) = forced {
-        script.push_str("for arg; do\n  shift\n");
-        let _ = writeln!(script, "  case $arg in tcg,thread=*) arg={accel} ;; esac");
-        script.push_str("  set -- \"$@\" \"$arg\"\ndone\n");
-    }
-    let _ = write!(script, "exec nice -n {} {}", args.nice, quote(&args.qemu));
-    for firmware in &args.firmware {
-        let _ = write!(script, " -L {}", quote(firmware));
-    }
-    script.push_str(" \"$@\"\n");
-    let path = dir.path().join("qemu-system-x86_64");
-    fs::write(&path, &script).with_context(|| format!("writing {}", path.display()))?;
-    fs::set_permissions(&path, fs::Permissions::from_mode(0o700))?;
-    eprintln!(
-        "vm-soak: qemu-system-x86_64 is {}:\n{script}",
-        path.display()
-    );
-    Ok(dir)
-}
-
-fn quote(path: &std::path::Path) -> String {
-    shell_quote(path.as_os_str())
 }
 
 /// What one run came to. Errors other than a broken guest (no kernel, no
@@ -248,11 +204,11 @@ fn median(mut values: Vec<f64>) -> String {
     format!("{:.1} s", values[values.len() / 2])
 }
 
-fn summary(version: &str, thread: Thread, runs: &[Run]) -> String {
+fn summary(version: &str, thread: Threads, runs: &[Run]) -> String {
     let thread = match thread {
-        Thread::Auto => "auto (vm::tcg)",
-        Thread::Single => "single",
-        Thread::Multi => "multi",
+        Threads::Auto => "auto (vm::tcg)",
+        Threads::Single => "single",
+        Threads::Multi => "multi",
     };
     let mut out = format!("\n{version}, thread={thread}\n");
     out.push_str("kernel        runs  ok  oops  hung  other  median wall  median boot\n");
@@ -334,7 +290,7 @@ mod tests {
             run("debian-7.2", Outcome::Oops("Oops: int3".into()), 3.0),
             run("debian-7.2", ok(1.0), 5.0),
         ];
-        let table = summary("QEMU emulator version 7.2.22", Thread::Multi, &runs);
+        let table = summary("QEMU emulator version 7.2.22", Threads::Multi, &runs);
         let rows: Vec<&str> = table.lines().skip(3).collect();
         assert_eq!(rows.len(), 2, "{table}");
         let words = |row: &str| row.split_whitespace().map(String::from).collect::<Vec<_>>();

@@ -18,7 +18,7 @@ mod initramfs;
 pub mod kernels;
 mod modules;
 mod qemu;
-mod tcg;
+pub mod tcg;
 pub mod watch;
 
 use std::ffi::OsString;
@@ -58,10 +58,26 @@ pub struct VmRun {
     /// every few seconds) is hung: QEMU is killed and the run fails.
     pub silence_limit: Duration,
     pub accel: Accel,
+    /// Which QEMU runs the guest, and how (`cargo xtask vm-soak` changes it).
+    pub qemu: QemuChoice,
     /// Appended to the kernel command line.
     pub append: Vec<String>,
     /// Echo the kernel console (ttyS0) to stderr as it boots.
     pub verbose: bool,
+}
+
+/// Which QEMU binary runs the guest, and how.
+#[derive(Debug, Clone, Default)]
+pub struct QemuChoice {
+    /// Instead of `qemu-system-ARCH` on PATH, e.g. one unpacked from backports.
+    pub binary: Option<PathBuf>,
+    /// Its firmware directories, passed as -L.
+    pub firmware: Vec<PathBuf>,
+    /// TCG's threads for x86_64; auto is vm::tcg's measured choice for the
+    /// binary. (arm64 always runs a thread per vCPU: see qemu.rs.)
+    pub threads: tcg::Threads,
+    /// QEMU's niceness, so that a long soak does not starve the host.
+    pub nice: i32,
 }
 
 /// A CPU architecture the lessons are built for and run on.
@@ -161,6 +177,7 @@ impl VmRun {
             timeout: Duration::from_secs(300),
             silence_limit: Duration::from_secs(60),
             accel: Accel::Tcg,
+            qemu: QemuChoice::default(),
             append: Vec::new(),
             verbose: false,
         }

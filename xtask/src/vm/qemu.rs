@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use rustix::process::{set_parent_process_death_signal, Signal};
+use rustix::process::{set_parent_process_death_signal, setpriority_process, Signal};
 
 use super::watch::{Stop, Watch};
 use super::{Accel, Arch, VmRun};
@@ -41,12 +41,18 @@ pub fn program(arch: Arch) -> &'static str {
 /// Serial ports (and arm64's virtio consoles) are built into Debian's
 /// kernels, unlike virtio block devices and 9p.
 pub fn command(run: &VmRun, image: &Path, initrd: &Path, serial: &[PathBuf; 3]) -> Command {
-    let mut qemu = Command::new(program(run.arch));
+    let mut qemu = match &run.qemu.binary {
+        Some(binary) => Command::new(binary),
+        None => Command::new(program(run.arch)),
+    };
+    for firmware in &run.qemu.firmware {
+        qemu.arg("-L").arg(firmware);
+    }
     match (run.arch, run.accel) {
         // thread=single on QEMU < 10: its multi-threaded TCG oopses x86_64
         // guests while they patch kernel text with int3 (vm::tcg).
         (Arch::X86_64, Accel::Tcg) => {
-            let accel = super::tcg::accel(qemu.get_program());
+            let accel = super::tcg::accel(qemu.get_program(), run.qemu.threads);
             qemu.args(["-accel", accel, "-cpu", "max"])
         }
         (Arch::X86_64, Accel::Kvm) => qemu.args(["-accel", "kvm", "-cpu", "host"]),
@@ -105,10 +111,17 @@ pub fn command(run: &VmRun, image: &Path, initrd: &Path, serial: &[PathBuf; 3]) 
         }
     }
     qemu.stdin(Stdio::null());
-    // SAFETY: prctl is async-signal-safe. QEMU dies with the thread that
-    // started it (Ctrl-C, a killed test), instead of running on unseen.
+    let nice = run.qemu.nice;
+    // SAFETY: prctl and setpriority are async-signal-safe. QEMU dies with the
+    // thread that started it (Ctrl-C, a killed test), instead of running on unseen.
     unsafe {
-        qemu.pre_exec(|| Ok(set_parent_process_death_signal(Some(Signal::KILL))?));
+        qemu.pre_exec(move || {
+            set_parent_process_death_signal(Some(Signal::KILL))?;
+            if nice != 0 {
+                setpriority_process(None, nice)?;
+            }
+            Ok(())
+        });
     }
     qemu
 }

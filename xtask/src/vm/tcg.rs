@@ -22,8 +22,23 @@ use std::process::Command;
 /// The first QEMU major version measured safe with thread=multi.
 const FIRST_SAFE_MTTCG: u32 = 10;
 
+/// TCG's host threads: one per vCPU (multi), one for all (single), or what
+/// this module measured safe for the QEMU at hand (auto).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Threads {
+    #[default]
+    Auto,
+    Single,
+    Multi,
+}
+
 /// `-accel` for TCG on this QEMU binary.
-pub fn accel(qemu: &OsStr) -> &'static str {
+pub fn accel(qemu: &OsStr, threads: Threads) -> &'static str {
+    match threads {
+        Threads::Single => return "tcg,thread=single",
+        Threads::Multi => return "tcg,thread=multi",
+        Threads::Auto => {}
+    }
     let version = Command::new(qemu).arg("--version").output();
     let major = version
         .ok()
@@ -59,6 +74,13 @@ mod tests {
         assert_eq!(accel_for(parse_major(backports)), "tcg,thread=multi");
         assert_eq!(parse_major("garbage"), None);
         // a QEMU that cannot be asked is treated as an old one
-        assert_eq!(accel(OsStr::new("/nonexistent/qemu")), "tcg,thread=single");
+        assert_eq!(
+            accel(OsStr::new("/nonexistent/qemu"), Threads::Auto),
+            "tcg,thread=single"
+        );
+        assert_eq!(
+            accel(OsStr::new("/nonexistent/qemu"), Threads::Multi),
+            "tcg,thread=multi"
+        );
     }
 }
