@@ -21,6 +21,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{Read as _, Write as _};
 use std::os::fd::{FromRawFd as _, IntoRawFd as _, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _, Result};
@@ -108,10 +109,14 @@ fn attach_through_tracefs(
 // ANCHOR_END: attach
 
 /// Append one line to `kprobe_events`. Appending matters: opening it for
-/// writing without O_APPEND deletes every kprobe on the system.
+/// writing without O_APPEND deletes every kprobe on the system. As root,
+/// never through a symlink.
 fn define(kprobe_events: &Path, line: &str) -> Result<()> {
     let write = || -> std::io::Result<()> {
-        let mut file = OpenOptions::new().append(true).open(kprobe_events)?;
+        let mut file = OpenOptions::new()
+            .append(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(kprobe_events)?;
         file.write_all(line.as_bytes())
     };
     write().with_context(|| format!("writing `{line}` to {}", kprobe_events.display()))
